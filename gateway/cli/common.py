@@ -1,0 +1,109 @@
+"""What every sub-command shares: the context object, errors, output helpers.
+
+Must not hold long-lived state: each invocation builds what it needs and closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from gateway.config import Config, load_config
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A failure to report as one sentence on stderr with exit code 1."""
+
+
+@dataclass
+class CliContext:
+    """Per-invocation state hung on ``click.Context.obj``."""
+
+    config_path: Path
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            if not self.config_path.exists():
+                raise CliError(
+                    f"no config file at {self.config_path}; pass --config PATH, set "
+                    "CERTGATE_CONFIG, or run `certgate init` first"
+                )
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @asynccontextmanager
+    async def store(self) -> AsyncIterator[Any]:
+        """Open the configured database (migrating it), close it afterwards."""
+        from gateway.store.store import Store
+
+        store = await Store.open(self.config.database_url)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+    """Run one coroutine to completion on a fresh event loop."""
+
+    async def _main() -> T:
+        return await coro_factory()
+
+    return asyncio.run(_main())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a plain aligned table (no colours, so it pipes and greps well)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def read_secret_argument(path: Path | None, env_name: str | None, prompt: str | None,
+                         *, confirm: bool = False) -> str | None:
+    """A secret from a file (first line), then an environment variable, then a prompt.
+
+    Returns None when none is available and prompting is impossible.
+    """
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror}") from None
+        value = text.splitlines()[0] if text else ""
+        if not value:
+            raise CliError(f"{path} is empty")
+        return value
+    if env_name and os.environ.get(env_name):
+        return os.environ[env_name]
+    if prompt and sys.stdin.isatty():
+        value = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+        return str(value)
+    return None

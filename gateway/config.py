@@ -1,0 +1,383 @@
+"""The one frozen, validated configuration object.
+
+``load_config(path)`` reads the YAML file once, validates every key and returns a
+``Config``; errors are collected into one ``ConfigError`` naming file, line and key
+of each problem. Relative paths are relative to the directory holding the file.
+
+Nothing else in certgate reads the config file or the environment for settings.
+This module must not start anything, open sockets or touch the database.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from policies.loader import PolicyError, build_policy_set
+from policies.model import PolicySet
+from policies.schema import AppPolicySpec, parse_duration
+from policies.yamlsource import (
+    SourceError,
+    SourceIssue,
+    YamlDocument,
+    issues_from_validation_error,
+    load_yaml_document,
+)
+
+CONFIG_ENV = "CERTGATE_CONFIG"
+DEFAULT_CONFIG_NAME = "certgate.yaml"
+
+
+class ConfigError(SourceError):
+    """The config file is unreadable or invalid; ``issues`` name file, line and key."""
+
+
+# --- value types --------------------------------------------------------------------
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("the duration must be greater than zero")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_size(value: Any) -> int:
+    """Parse ``"100MiB"``, ``"2GiB"``, ``"10MB"`` or a plain byte count."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 100MiB or 2GiB")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
+        size = int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
+    else:
+        raise ValueError("expected a size such as 100MiB, 2GiB or a number of bytes")
+    if size <= 0:
+        raise ValueError("the size must be greater than zero")
+    return size
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    if not value.is_absolute() and base is not None:
+        value = Path(base) / value
+    return value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+class HostPort(BaseModel):
+    """A listening address; parsed from ``"host:port"`` or ``"[v6]:port"``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int = Field(ge=0, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return cls.parse_text(value)
+        return value
+
+    @staticmethod
+    def parse_text(text: str) -> dict[str, Any]:
+        m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", text.strip())
+        if m is None:
+            raise ValueError(f"'{text}' is not an address of the form host:port or [v6]:port")
+        host = m.group(1) or m.group(3)
+        port = int(m.group(2) or m.group(4))
+        if m.group(1):
+            ipaddress.IPv6Address(host)
+        if port > 65535:
+            raise ValueError(f"port {port} is out of range (0-65535)")
+        return {"host": host, "port": port}
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+# --- sections -----------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Section):
+    cert: ConfigPath
+    key: ConfigPath
+    client_ca: ConfigPath
+    client_chain: ConfigPath | None = None
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+
+class PkiConfig(_Section):
+    ca_dir: ConfigPath
+    crl_url: str | None = None
+    ocsp_url: str | None = None
+    crl_validity: Duration = timedelta(hours=24)
+    client_cert_days: int = Field(default=365, ge=1, le=3650)
+    p12_profile: Literal["modern", "compat"] = "modern"
+    ca_passphrase_file: ConfigPath | None = None
+    ocsp_signer_cert: ConfigPath | None = None
+    ocsp_signer_key: ConfigPath | None = None
+
+    @field_validator("crl_url", "ocsp_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        # Relying parties fetch CDP/AIA over plain HTTP by convention (RFC 5280 4.2.1.13).
+        if value is not None and not re.fullmatch(r"http://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"'{value}' must be a plain http:// URL")
+        return value
+
+
+class AssertionConfig(_Section):
+    key: ConfigPath
+    ttl: Duration = timedelta(seconds=60)
+    issuer: str = "certgate"
+
+
+class AuditConfig(_Section):
+    path: ConfigPath
+
+
+_UPSTREAM_RE = re.compile(r"^(https?)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?/?$")
+
+
+def _upstream_url(value: str) -> str:
+    if not _UPSTREAM_RE.match(value):
+        raise ValueError(
+            f"'{value}' is not an upstream URL of the form http(s)://host[:port] (no path)"
+        )
+    return value.rstrip("/")
+
+
+UpstreamURL = Annotated[str, AfterValidator(_upstream_url)]
+
+
+class RouteConfig(_Section):
+    """A path-prefix route inside an app; unset fields inherit the app's value."""
+
+    path: str
+    upstream: UpstreamURL | None = None
+    websockets: bool | None = None
+    ws_idle_timeout: Duration | None = None
+    ws_ping_interval: Duration | None = None
+    connect_timeout: Duration | None = None
+    read_timeout: Duration | None = None
+    max_body_size: Size | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*", value) or "//" in value:
+            raise ValueError(f"'{value}' is not a path prefix starting with '/'")
+        if "/../" in value + "/" or "/./" in value + "/":
+            raise ValueError(f"'{value}' must not contain dot segments")
+        return value.rstrip("/") or "/"
+
+
+class AppConfig(AppPolicySpec):
+    """An application: its policy keys (from ``AppPolicySpec``) plus how to reach it."""
+
+    upstream: UpstreamURL
+    upstream_ca: ConfigPath | None = None
+    upstream_verify: bool = True
+    upstream_pin_sha256: str | None = None
+    upstream_server_name: str | None = None
+    upstream_host_header: Literal["original", "upstream"] = "original"
+    websockets: bool = False
+    ws_idle_timeout: Duration = timedelta(seconds=3600)
+    ws_ping_interval: Duration | None = None
+    connect_timeout: Duration = timedelta(seconds=10)
+    read_timeout: Duration = timedelta(seconds=60)
+    max_body_size: Size = 100 * 2**20
+    forward_client_cert: bool = False
+    ports: tuple[int, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+
+    @field_validator("upstream_pin_sha256")
+    @classmethod
+    def _pin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        pin = value.replace(":", "").lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", pin):
+            raise ValueError("must be the hex SHA-256 of the upstream's DER certificate")
+        return pin
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        for port in value:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} is out of range (1-65535)")
+        if len(set(value)) != len(value):
+            raise ValueError("a port is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _routes_unique(self) -> AppConfig:
+        seen: set[str] = set()
+        for route in self.routes:
+            if route.path in seen:
+                raise ValueError(f"route path '{route.path}' is listed twice")
+            seen.add(route.path)
+        if self.upstream_ca is not None and not self.upstream.startswith("https://"):
+            raise ValueError("upstream_ca is set but the upstream is not https://")
+        return self
+
+
+class Config(_Section):
+    """The whole validated configuration. Build it with ``load_config``."""
+
+    file: Path
+    data_dir: ConfigPath
+    database_url: str
+    listen: HostPort = HostPort(host="0.0.0.0", port=8443)  # noqa: S104 - a gateway listens publicly
+    admin_listen: HostPort = HostPort(host="127.0.0.1", port=9443)
+    pki_listen: HostPort | None = None
+    workers: int = Field(default=1, ge=1, le=64)
+    public_hostnames: tuple[str, ...] = ()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    tls: TlsConfig
+    pki: PkiConfig
+    assertion: AssertionConfig
+    audit: AuditConfig
+    apps: tuple[AppConfig, ...] = ()
+
+    _policy_set: PolicySet | None = PrivateAttr(default=None)
+
+    @property
+    def policy_set(self) -> PolicySet:
+        """The compiled policies, built once at load time."""
+        if self._policy_set is None:
+            self._policy_set = build_policy_set(self.apps)
+        return self._policy_set
+
+    def app(self, name: str) -> AppConfig | None:
+        return next((a for a in self.apps if a.name == name), None)
+
+    @model_validator(mode="after")
+    def _ports_do_not_clash(self) -> Config:
+        taken = {self.listen.port: "listen", self.admin_listen.port: "admin_listen"}
+        if self.pki_listen is not None:
+            if self.pki_listen.port in taken and self.pki_listen.port != 0:
+                raise ValueError(f"pki_listen uses the same port as {taken[self.pki_listen.port]}")
+            taken[self.pki_listen.port] = "pki_listen"
+        if self.admin_listen.port == self.listen.port and self.listen.port != 0:
+            raise ValueError("admin_listen uses the same port as listen")
+        for app in self.apps:
+            for port in app.ports:
+                if port in taken:
+                    raise ValueError(
+                        f"app '{app.name}' lists port {port}, which is already {taken[port]}"
+                    )
+        return self
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def default_config_path(explicit: str | Path | None, environ: dict[str, str]) -> Path:
+    """``--config`` wins, then ``$CERTGATE_CONFIG``, then ``./certgate.yaml``."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    return Path(DEFAULT_CONFIG_NAME)
+
+
+def load_config(path: Path) -> Config:
+    """Read, validate and compile the config file at ``path``.
+
+    Raises ``ConfigError`` listing every problem with file, line and key.
+    """
+    try:
+        doc = load_yaml_document(path)
+    except SourceError as exc:
+        raise ConfigError(exc.issues) from None
+    return config_from_document(doc, path)
+
+
+def config_from_document(doc: YamlDocument, path: Path) -> Config:
+    """Validate an already parsed document (pure apart from path resolution)."""
+    if not isinstance(doc.data, dict):
+        raise ConfigError(
+            (SourceIssue(doc.file, 1, "", "the config must be a mapping of keys"),)
+        )
+    base_dir = path.resolve().parent
+    data = dict(doc.data)
+    if "file" in data:
+        raise ConfigError(
+            (SourceIssue(doc.file, doc.line_of(("file",)), "file", "unknown key 'file'"),)
+        )
+    data["file"] = path.resolve()
+    data.setdefault("data_dir", ".")
+    if data.get("database_url") is None:
+        data_dir = Path(str(data["data_dir"])).expanduser()
+        if not data_dir.is_absolute():
+            data_dir = base_dir / data_dir
+        data["database_url"] = f"sqlite+aiosqlite:///{data_dir / 'certgate.db'}"
+    try:
+        config = Config.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(tuple(issues_from_validation_error(exc, doc))) from None
+    try:
+        config._policy_set = build_policy_set(config.apps, doc=doc)
+    except PolicyError as exc:
+        raise ConfigError(exc.issues) from None
+    return config
+
