@@ -1,0 +1,117 @@
+"""RFC 6960 OCSP responses, as a pure function of a request and a status lookup.
+
+Malformed requests get a ``malformedRequest`` response and requests about another
+issuer get ``unauthorized``; never an exception. Responses are signed by a
+delegated responder (id-kp-OCSPSigning) when one is given, else by the issuing CA,
+and echo the request's nonce.
+
+Must not do I/O: the caller supplies the lookup (from memory) and the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from pki.ca import CertificateAuthority
+from pki.keys import PrivateKey
+
+
+@dataclass(frozen=True)
+class OcspStatus:
+    """What the CA knows about one serial."""
+
+    state: Literal["good", "revoked", "unknown"]
+    revoked_at: datetime | None = None
+    reason: x509.ReasonFlags | None = None
+
+
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(),  # noqa: S303 - RFC 6960 clients default to SHA-1 CertIDs
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+
+
+def _issuer_hashes(
+    ca: CertificateAuthority, algorithm: hashes.HashAlgorithm
+) -> tuple[bytes, bytes]:
+    """The CertID issuer hashes for our issuing CA, computed by cryptography itself.
+
+    A CertID's hashes depend only on the issuer argument, so building a request
+    for any certificate "issued" by the issuing CA yields exactly them.
+    """
+    probe = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(ca.issuing_cert, ca.issuing_cert, algorithm)
+        .build()
+    )
+    return probe.issuer_name_hash, probe.issuer_key_hash
+
+
+def build_ocsp_response(
+    request_der: bytes,
+    lookup: Callable[[int], OcspStatus],
+    ca: CertificateAuthority,
+    *,
+    now: datetime,
+    validity: timedelta = timedelta(hours=1),
+    responder: tuple[x509.Certificate, PrivateKey] | None = None,
+) -> bytes:
+    """Answer one OCSP request (DER in, DER out)."""
+    try:
+        request = ocsp.load_der_ocsp_request(request_der)
+        algorithm = _HASHES.get(request.hash_algorithm.name)
+        serial = request.serial_number
+        issuer_name_hash, issuer_key_hash = request.issuer_name_hash, request.issuer_key_hash
+    except (ValueError, TypeError, IndexError, NotImplementedError):
+        return ocsp.OCSPResponseBuilder.build_unsuccessful(
+            ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+        ).public_bytes(serialization.Encoding.DER)
+    if algorithm is None or (issuer_name_hash, issuer_key_hash) != _issuer_hashes(ca, algorithm):
+        return ocsp.OCSPResponseBuilder.build_unsuccessful(
+            ocsp.OCSPResponseStatus.UNAUTHORIZED
+        ).public_bytes(serialization.Encoding.DER)
+
+    status = lookup(serial)
+    cert_status = {
+        "good": ocsp.OCSPCertStatus.GOOD,
+        "revoked": ocsp.OCSPCertStatus.REVOKED,
+        "unknown": ocsp.OCSPCertStatus.UNKNOWN,
+    }[status.state]
+    revoked_at = (status.revoked_at or now) if status.state == "revoked" else None
+    reason = status.reason if status.state == "revoked" else None
+    if responder is not None:
+        signer_cert, signer_key = responder
+        certs = [signer_cert]
+    else:
+        signer_cert, signer_key, certs = ca.issuing_cert, ca.issuing_key, []
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response_by_hash(
+            issuer_name_hash=issuer_name_hash,
+            issuer_key_hash=issuer_key_hash,
+            serial_number=serial,
+            algorithm=algorithm,
+            cert_status=cert_status,
+            this_update=now,
+            next_update=now + validity,
+            revocation_time=revoked_at,
+            revocation_reason=reason,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, signer_cert)
+    )
+    if certs:
+        builder = builder.certificates(certs)
+    for ext in request.extensions:
+        if isinstance(ext.value, x509.OCSPNonce):
+            builder = builder.add_extension(ext.value, critical=False)
+    response = builder.sign(signer_key, hashes.SHA256())
+    return response.public_bytes(serialization.Encoding.DER)
