@@ -248,9 +248,13 @@ def _with_revocation_pointers(
     return builder
 
 
-def user_uri(user: str) -> str:
-    """The URI SAN naming a user; stable across renewals."""
-    return f"urn:certgate:user:{user}"
+def user_uri(gateway_host: str, user: str) -> str:
+    """The URI SAN naming a user, stable across renewals.
+
+    An https URL under the gateway's own name rather than a URN: RFC 5280 allows
+    both, but strict linters and some TLS stacks accept only URLs with a host.
+    """
+    return f"https://{gateway_host}/.certgate/users/{user}"
 
 
 def issue_client_cert(
@@ -265,10 +269,18 @@ def issue_client_cert(
     ocsp_url: str | None,
     uri: str | None = None,
 ) -> x509.Certificate:
-    """A client certificate for ``user``: clientAuth only, SAN with URI (and email)."""
-    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri or user_uri(user))]
+    """A client certificate for ``user``: clientAuth only, SAN with email and/or URI.
+
+    Every leaf needs a SAN (the ``cryptography`` verifier and many peers reject
+    leaves without one), so at least one of ``email`` and ``uri`` is required.
+    """
+    sans: list[x509.GeneralName] = []
     if email:
-        sans.insert(0, x509.RFC822Name(email))
+        sans.append(x509.RFC822Name(email))
+    if uri:
+        sans.append(x509.UniformResourceIdentifier(uri))
+    if not sans:
+        raise PkiError("a client certificate needs an email address or a URI naming the user")
     builder = (
         _leaf_builder(ca, public_key, _name(user, _organization(ca.issuing_cert)),
                       days=days, now=now)
@@ -303,6 +315,7 @@ def sign_csr(
     now: datetime,
     crl_url: str | None,
     ocsp_url: str | None,
+    uri: str | None = None,
 ) -> x509.Certificate:
     """Issue the client profile for a key that never leaves the user's device.
 
@@ -313,7 +326,7 @@ def sign_csr(
         raise PkiError("the CSR signature does not verify")
     public_key = check_public_key(csr.public_key())
     return issue_client_cert(ca, public_key, user=user, email=email, days=days, now=now,
-                             crl_url=crl_url, ocsp_url=ocsp_url)
+                             crl_url=crl_url, ocsp_url=ocsp_url, uri=uri)
 
 
 def _general_name(name: str) -> x509.GeneralName:
@@ -348,7 +361,7 @@ def issue_server_cert(
 
 
 def issue_ocsp_signer(
-    ca: CertificateAuthority, public_key: PublicKey, *, days: int, now: datetime
+    ca: CertificateAuthority, public_key: PublicKey, *, hostname: str, days: int, now: datetime
 ) -> x509.Certificate:
     """A delegated OCSP responder certificate (RFC 6960 4.2.2.2)."""
     builder = (
@@ -359,7 +372,7 @@ def issue_ocsp_signer(
         # id-pkix-ocsp-nocheck: relying parties need not check the responder's own status.
         .add_extension(x509.OCSPNoCheck(), critical=False)
         .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier("urn:certgate:ocsp")]),
+            x509.SubjectAlternativeName([_general_name(hostname)]),
             critical=False,
         )
     )
