@@ -43,17 +43,20 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 def _issuer_hashes(
     ca: CertificateAuthority, algorithm: hashes.HashAlgorithm
 ) -> tuple[bytes, bytes]:
-    """The CertID issuer hashes for our issuing CA, computed by cryptography itself.
+    """The CertID issuer hashes (RFC 6960 4.1.1) for our issuing CA.
 
-    A CertID's hashes depend only on the issuer argument, so building a request
-    for any certificate "issued" by the issuing CA yields exactly them.
+    The name hash covers the issuer's DER subject. The key hash covers the issuer's
+    public key bits; cryptography derives it from the ``issuer`` argument of a
+    request, so a probe request built with the issuing CA as issuer yields it.
     """
+    name_hash = hashes.Hash(algorithm)
+    name_hash.update(ca.issuing_cert.subject.public_bytes())
     probe = (
         ocsp.OCSPRequestBuilder()
         .add_certificate(ca.issuing_cert, ca.issuing_cert, algorithm)
         .build()
     )
-    return probe.issuer_name_hash, probe.issuer_key_hash
+    return name_hash.finalize(), probe.issuer_key_hash
 
 
 def build_ocsp_response(
