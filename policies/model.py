@@ -1,0 +1,177 @@
+"""The access model: compiled rules, requests, decisions and the one vocabulary of reasons.
+
+Everything here is plain frozen data built once at load time (``policies.loader``)
+and read by the engine on every request, so matchers are precompiled.
+
+No pydantic, no I/O, no clock reads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Reason(StrEnum):
+    """Why a request was allowed or refused: used by pages, audit and metrics alike."""
+
+    ALLOWED = "allowed"
+    NO_CERTIFICATE = "no-certificate"
+    UNKNOWN_CERTIFICATE = "unknown-certificate"
+    CERT_REVOKED = "certificate-revoked"
+    CERT_SUSPENDED = "certificate-suspended"
+    CERT_EXPIRED = "certificate-expired"
+    CERT_NOT_YET_VALID = "certificate-not-yet-valid"
+    USER_DISABLED = "user-disabled"
+    UNKNOWN_HOST = "route-not-found"
+    HOST_MISMATCH = "sni-host-mismatch"
+    BAD_PATH = "ambiguous-path"
+    NO_MATCHING_ALLOW = "no-matching-allow-rule"
+    DENY_RULE = "denied-by-rule"
+    MFA_REQUIRED = "mfa-required"
+    MFA_EXPIRED = "mfa-too-old"
+    MFA_UNAVAILABLE = "mfa-unavailable"
+    BODY_TOO_LARGE = "body-too-large"
+    UPSTREAM_UNAVAILABLE = "upstream-unavailable"
+    UPSTREAM_TIMEOUT = "upstream-timeout"
+    WEBSOCKETS_DISABLED = "websockets-disabled"
+
+
+_DESCRIPTIONS: Mapping[Reason, str] = {
+    Reason.ALLOWED: "Access was granted.",
+    Reason.NO_CERTIFICATE: "Your browser did not present a certificate.",
+    Reason.UNKNOWN_CERTIFICATE: "Your certificate is not known to this gateway.",
+    Reason.CERT_REVOKED: "Your certificate has been revoked.",
+    Reason.CERT_SUSPENDED: "Your certificate is suspended.",
+    Reason.CERT_EXPIRED: "Your certificate has expired.",
+    Reason.CERT_NOT_YET_VALID: "Your certificate is not valid yet.",
+    Reason.USER_DISABLED: "Your account is disabled.",
+    Reason.UNKNOWN_HOST: "No application is published under this address.",
+    Reason.HOST_MISMATCH: "The address you asked for does not match the connection.",
+    Reason.BAD_PATH: "The address contains an ambiguous path.",
+    Reason.NO_MATCHING_ALLOW: "You are not allowed to use this application.",
+    Reason.DENY_RULE: "Access to this part of the application is denied.",
+    Reason.MFA_REQUIRED: "This application needs your password and a one-time code.",
+    Reason.MFA_EXPIRED: "Your second-factor login is too old for this application.",
+    Reason.MFA_UNAVAILABLE: "This application needs a second factor, which this gateway "
+                            "cannot check yet.",
+    Reason.BODY_TOO_LARGE: "The upload is larger than this application accepts.",
+    Reason.UPSTREAM_UNAVAILABLE: "The application is not reachable right now.",
+    Reason.UPSTREAM_TIMEOUT: "The application took too long to answer.",
+    Reason.WEBSOCKETS_DISABLED: "This application does not accept WebSocket connections.",
+}
+
+
+def describe(reason: Reason) -> str:
+    """One sentence for a person about ``reason``."""
+    return _DESCRIPTIONS[reason]
+
+
+class Effect(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    NEED_MFA = "need-mfa"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The engine's answer: what to do, why, for which app, by which rule."""
+
+    effect: Effect
+    reason: Reason
+    app: str | None = None
+    rule: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect is Effect.ALLOW
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """What the engine judges: who, what, from where, when (the caller's clock)."""
+
+    host: str
+    method: str
+    path: str
+    user: str
+    groups: frozenset[str]
+    source_ip: IPAddress
+    now: datetime
+    mfa_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Days of the week (Monday = 0) and a start/end time in a zone; end < start spans midnight."""
+
+    days: frozenset[int]
+    start: time
+    end: time
+    tz: ZoneInfo
+
+    def contains(self, now: datetime) -> bool:
+        local = now.astimezone(self.tz)
+        t = local.time().replace(tzinfo=None)
+        if self.start < self.end:
+            return local.weekday() in self.days and self.start <= t < self.end
+        # Overnight window (22:00-06:00): the part after midnight belongs to the
+        # window that started the day before.
+        if t >= self.start:
+            return local.weekday() in self.days
+        if t < self.end:
+            return (local.weekday() - 1) % 7 in self.days
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class PathMatcher:
+    """Prefixes (segment-boundary) and globs, precompiled into one regex."""
+
+    patterns: tuple[str, ...]
+    regex: re.Pattern[str] = field(compare=False)
+
+    def matches(self, path: str) -> bool:
+        return self.regex.match(path) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A compiled rule; ``None`` means "no condition on this"."""
+
+    id: str
+    everyone: bool
+    users: frozenset[str] | None
+    groups: frozenset[str] | None
+    methods: frozenset[str] | None
+    paths: PathMatcher | None
+    networks: tuple[IPNetwork, ...] | None
+    hours: TimeWindow | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppPolicy:
+    name: str
+    host: str
+    allow: tuple[Rule, ...]
+    deny: tuple[Rule, ...]
+    mfa_required: bool
+    mfa_max_age: timedelta | None
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Every app's policy, keyed by lowercase host."""
+
+    apps: Mapping[str, AppPolicy]
+
+    def app_for_host(self, host: str) -> AppPolicy | None:
+        return self.apps.get(host)

@@ -1,0 +1,239 @@
+"""The policy part of the config file, as strict pydantic specs.
+
+``RuleSpec`` and ``AppPolicySpec`` validate what an admin writes (unknown keys,
+bad networks, bad time zones and empty rules are refused with a reason); the
+gateway's config extends ``AppPolicySpec`` with how to reach each app.
+``policies.loader`` compiles validated specs into the engine's model.
+
+No I/O here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"500ms"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"`` -> ``timedelta``."""
+    m = _DURATION_RE.match(text)
+    if m is None:
+        raise ValueError(f"'{text}' is not a duration; use a number with ms, s, m, h or d "
+                         "(e.g. 30s, 15m, 24h)")
+    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+def parse_days(text: str) -> frozenset[int]:
+    """``"mon-fri"``, ``"sat,sun"``, ``"mon,wed-fri"`` -> weekday numbers (Monday = 0)."""
+    days: set[int] = set()
+    for part in text.lower().replace(" ", "").split(","):
+        if "-" in part:
+            start, _, end = part.partition("-")
+            if start not in DAYS or end not in DAYS:
+                raise ValueError(f"'{part}' is not a day range such as mon-fri")
+            a, b = DAYS.index(start), DAYS.index(end)
+            if a > b:
+                raise ValueError(f"'{part}' runs backwards; write it as two ranges")
+            days.update(range(a, b + 1))
+        elif part in DAYS:
+            days.add(DAYS.index(part))
+        else:
+            raise ValueError(f"'{part}' is not a day; use mon, tue, wed, thu, fri, sat, sun")
+    return frozenset(days)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class HoursSpec(_Spec):
+    """A weekly time window in a named time zone; ``from`` > ``to`` spans midnight."""
+
+    days: str = "mon-sun"
+    start: time = Field(alias="from")
+    end: time = Field(alias="to")
+    tz: str = "UTC"
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        parse_days(value)
+        return value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            # YAML 1.1 reads an unquoted 08:00 as the sexagesimal integer 480.
+            return time(value // 60, value % 60) if 0 <= value < 24 * 60 else value
+        if isinstance(value, str) and not re.fullmatch(r"\d{1,2}:\d{2}", value):
+            raise ValueError(f"'{value}' is not a time of day such as 08:00")
+        return value
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not a known time zone (e.g. Europe/Rome)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> HoursSpec:
+        if self.start == self.end:
+            raise ValueError("'from' and 'to' are equal; the window would be empty")
+        return self
+
+
+_METHOD_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _method(method: str) -> str:
+    if not _METHOD_RE.match(method):
+        raise ValueError(f"'{method}' is not an HTTP method")
+    return method.upper()
+
+
+def _path_pattern(path: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError(f"path '{path}' must start with '/'")
+    if "\\" in path or "\x00" in path or "/../" in f"{path}/" or "/./" in f"{path}/":
+        raise ValueError(f"path '{path}' must be a plain normalised path")
+    return path
+
+
+def _network(text: str) -> str:
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            net = ipaddress.ip_network(text, strict=False)
+            raise ValueError(f"'{text}' has host bits set; did you mean {net}?") from None
+        raise ValueError(f"'{text}' is not a valid network (e.g. 192.0.2.0/24)") from None
+    return text
+
+
+# Validated item by item, so an error points at the exact list entry and line.
+Method = Annotated[str, AfterValidator(_method)]
+PathPattern = Annotated[str, AfterValidator(_path_pattern)]
+Network = Annotated[str, AfterValidator(_network)]
+
+
+class RuleSpec(_Spec):
+    """One allow or deny rule: every condition given must match."""
+
+    everyone: bool = False
+    users: tuple[str, ...] | None = None
+    groups: tuple[str, ...] | None = None
+    methods: tuple[Method, ...] | None = None
+    paths: tuple[PathPattern, ...] | None = None
+    source_networks: tuple[Network, ...] | None = None
+    hours: HoursSpec | None = None
+
+    @field_validator("users", "groups", "methods", "paths", "source_networks")
+    @classmethod
+    def _non_empty(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise ValueError("the list is empty; leave the key out instead")
+        return value
+
+    @property
+    def names_people(self) -> bool:
+        return self.everyone or self.users is not None or self.groups is not None
+
+    @property
+    def has_conditions(self) -> bool:
+        return self.names_people or any(
+            v is not None for v in (self.methods, self.paths, self.source_networks, self.hours)
+        )
+
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+OptionalDuration = Annotated[timedelta | None, BeforeValidator(_duration)]
+
+
+class AppPolicySpec(_Spec):
+    """Who may use one application, and whether it needs a second factor."""
+
+    name: str
+    host: str
+    allow: tuple[RuleSpec, ...] = ()
+    deny: tuple[RuleSpec, ...] = ()
+    mfa: Literal["none", "required"] = "none"
+    mfa_max_age: OptionalDuration = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(f"'{value}' is not an app name (lowercase letters, digits, '-')")
+        return value
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _host(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        host = value.strip().lower().rstrip(".")
+        if ":" in host or "/" in host:
+            raise ValueError(f"'{value}' must be a bare hostname (no scheme, port or path)")
+        if not _HOST_RE.match(host):
+            raise ValueError(f"'{value}' is not a valid hostname")
+        return host
+
+    @field_validator("allow")
+    @classmethod
+    def _allow_names_people(cls, value: tuple[RuleSpec, ...]) -> tuple[RuleSpec, ...]:
+        for rule in value:
+            if not rule.names_people:
+                raise ValueError(
+                    "an allow rule must say who it admits: users, groups or everyone: true"
+                )
+        return value
+
+    @field_validator("deny")
+    @classmethod
+    def _deny_has_conditions(cls, value: tuple[RuleSpec, ...]) -> tuple[RuleSpec, ...]:
+        for rule in value:
+            if not rule.has_conditions:
+                raise ValueError("a deny rule must name at least one condition")
+        return value
+
+    @model_validator(mode="after")
+    def _mfa_age(self) -> AppPolicySpec:
+        if self.mfa_max_age is not None:
+            if self.mfa != "required":
+                raise ValueError("mfa_max_age is set but mfa is not 'required'")
+            if self.mfa_max_age <= timedelta(0):
+                raise ValueError("mfa_max_age must be greater than zero")
+        return self
