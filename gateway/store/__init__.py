@@ -1,0 +1,12 @@
+"""The database: SQLAlchemy 2 (async) models, Alembic migrations, the ``Store``.
+
+- ``records``     frozen dataclasses the rest of certgate sees (no ORM objects leak out)
+- ``errors``      ``StoreError`` and its kinds, each one sentence for a person
+- ``db``          engines (SQLite WAL by default, PostgreSQL for several nodes), migrations
+- ``tables``      the table definitions the store queries
+- ``store``       ``Store``: users, certificates, revocations, CRL numbers, the event feed
+
+The store is never called on the per-request path: the gateway loads a snapshot at
+start and follows the ``events`` table, which every mutation writes in its own
+transaction.
+"""
