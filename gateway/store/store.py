@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, insert, select, update
+from sqlalchemy import CursorResult, Row, and_, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -93,8 +93,10 @@ class Store:
         for name in sorted(set(groups)):
             row = (await conn.execute(select(t.groups.c.id).where(t.groups.c.name == name))
                    ).first()
-            group_id = row.id if row else (
-                await conn.execute(insert(t.groups).values(name=name))).inserted_primary_key[0]
+            if row is not None:
+                group_id = row.id
+            else:
+                group_id = _inserted_id(await conn.execute(insert(t.groups).values(name=name)))
             await conn.execute(insert(t.user_groups).values(user_id=user_id, group_id=group_id))
 
     async def _load_user(self, conn: AsyncConnection, name: str) -> UserRecord:
@@ -114,9 +116,9 @@ class Store:
         try:
             async with self._tx() as conn:
                 now = _now()
-                user_id = (await conn.execute(insert(t.users).values(
+                user_id = _inserted_id(await conn.execute(insert(t.users).values(
                     name=name, email=email, enabled=True, password_hash=password_hash,
-                    created_at=now, updated_at=now))).inserted_primary_key[0]
+                    created_at=now, updated_at=now)))
                 await self._set_groups(conn, user_id, groups)
                 await self._event(conn, "user", name)
                 return await self._load_user(conn, name)
@@ -306,8 +308,7 @@ class Store:
 
     async def next_crl_number(self) -> int:
         async with self._tx() as conn:
-            result = await conn.execute(insert(t.crl_numbers).values(created_at=_now()))
-            return int(result.inserted_primary_key[0])
+            return _inserted_id(await conn.execute(insert(t.crl_numbers).values(created_at=_now())))
 
     async def record_crl(self, number: int, this_update: datetime, next_update: datetime,
                          der: bytes) -> None:
@@ -339,6 +340,12 @@ class Store:
             rows = await conn.execute(select(t.events).where(t.events.c.id > event_id)
                                       .order_by(t.events.c.id).limit(limit))
             return [Event(int(r.id), r.kind, r.key, r.created_at) for r in rows]
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None, "an INSERT always reports its primary key"
+    return int(key[0])
 
 
 def _user(row: Row[Any], groups: tuple[str, ...]) -> UserRecord:
