@@ -14,11 +14,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from gateway.config import Config, load_config
+
+if TYPE_CHECKING:
+    from gateway.store.store import Store
 
 T = TypeVar("T")
 
@@ -46,7 +49,7 @@ class CliContext:
         return self._config
 
     @asynccontextmanager
-    async def store(self) -> AsyncIterator[Any]:
+    async def store(self) -> AsyncIterator[Store]:
         """Open the configured database (migrating it), close it afterwards."""
         from gateway.store.store import Store
 

@@ -20,7 +20,13 @@ from gateway.cli.common import CliContext, CliError
 from gateway.config import ConfigError, default_config_path
 
 # (module, attribute) of every sub-command, in the order `--help` lists them.
-COMMANDS: tuple[tuple[str, str], ...] = ()
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("gateway.cli.init_cmd", "init"),
+    ("gateway.cli.user_cmd", "user"),
+    ("gateway.cli.cert_cmd", "cert"),
+    ("gateway.cli.crl_cmd", "crl"),
+    ("gateway.cli.ca_cmd", "ca"),
+)
 
 _EPILOG = """\b
 EXAMPLES

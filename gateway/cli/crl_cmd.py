@@ -1,0 +1,57 @@
+"""``certgate crl``: publish a new CRL (or print the current one) as DER or PEM."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from gateway.cli.cert_cmd import _ca
+from gateway.cli.common import CliContext, CliError, now, run
+from gateway.crlpub import publish_crl
+from pki.keys import write_public_file
+
+_EPILOG = """\b
+EXAMPLES
+  certgate crl --out /var/www/pki/certgate.crl
+  certgate crl --pem | openssl crl -noout -text
+  certgate crl --current --out current.crl
+"""
+
+
+@click.command("crl", epilog=_EPILOG)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the CRL to this file (default: standard output).")
+@click.option("--pem", is_flag=True, help="PEM instead of DER.")
+@click.option("--current", is_flag=True,
+              help="Do not sign a new CRL; output the latest published one.")
+@click.pass_obj
+def crl(obj: CliContext, out: Path | None, pem: bool, current: bool) -> None:
+    """Sign and publish a fresh CRL (number and thisUpdate always increase)."""
+    config = obj.config
+
+    async def go() -> bytes:
+        async with obj.store() as store:
+            if current:
+                latest = await store.latest_crl()
+                if latest is None:
+                    raise CliError("no CRL has been published yet; run `certgate crl`")
+                return latest[3]
+            signed = await publish_crl(store, _ca(config), validity=config.pki.crl_validity,
+                                       now=now())
+            return signed.public_bytes(Encoding.DER)
+
+    der = run(go)
+    data = x509.load_der_x509_crl(der).public_bytes(Encoding.PEM) if pem else der
+    if out is None:
+        if not pem and sys.stdout.isatty():
+            raise CliError("refusing to print binary DER to a terminal; use --out or --pem")
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    write_public_file(out, data)
+    number = x509.load_der_x509_crl(der).extensions.get_extension_for_class(x509.CRLNumber)
+    click.echo(f"wrote CRL number {number.value.crl_number} to {out}", err=True)
