@@ -179,6 +179,13 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
+
+
+def is_hostname(name: str) -> bool:
+    """True for a syntactically valid DNS hostname (case-insensitive)."""
+    return bool(_HOST_RE.match(name.lower().rstrip(".")))
+
+
 OptionalDuration = Annotated[timedelta | None, BeforeValidator(_duration)]
 
 
