@@ -129,6 +129,10 @@ def init(data_dir: Path, hostnames: tuple[str, ...], ca_name: str, key_type: Key
         HostPort.parse_text(listen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
+    base = pki_url.rstrip("/") if pki_url else f"http://{hostnames[0]}:8080"
+    if not base.startswith("http://"):
+        raise click.BadParameter("must be a plain http:// URL (CRL/OCSP are fetched over HTTP)",
+                                 param_hint="--pki-url")
     if ca_passphrase_file and no_ca_passphrase:
         raise click.UsageError("--ca-passphrase-file and --no-ca-passphrase exclude each other")
     data_dir = data_dir.expanduser().resolve()
@@ -151,10 +155,6 @@ def init(data_dir: Path, hostnames: tuple[str, ...], ca_name: str, key_type: Key
             raise CliError("the CA passphrase must have at least 12 characters")
         passphrase = text.encode("utf-8")
 
-    base = pki_url.rstrip("/") if pki_url else f"http://{hostnames[0]}:8080"
-    if not base.startswith("http://"):
-        raise click.BadParameter("must be a plain http:// URL (CRL/OCSP are fetched over HTTP)",
-                                 param_hint="--pki-url")
     pki_port = base.rsplit(":", 1)[-1] if base.count(":") >= 2 else "80"
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)

@@ -1,0 +1,97 @@
+"""`certgate user …`: happy paths and every refusal, which changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.passwords import verify_password
+from tests.gateway.cli.conftest import Certgate
+
+
+def test_user_lifecycle(cg: Certgate, tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("a long enough password\n")
+    cg.ok("user", "add", "alice", "--email", "alice@example.test", "--group", "staff",
+          "--group", "ops", "--password-file", str(pw))
+    cg.ok("user", "add", "bob")
+    listed = cg.ok("user", "list", "--json").json()
+    assert [(u["name"], u["groups"], u["has_password"]) for u in listed] == [
+        ("alice", ["ops", "staff"], True), ("bob", [], False)]
+    assert "alice" in cg.ok("user", "list").out
+    cg.ok("user", "disable", "bob")
+    assert cg.ok("user", "show", "bob", "--json").json()["enabled"] is False
+    cg.ok("user", "enable", "bob")
+    cg.ok("user", "groups", "set", "bob", "staff")
+    assert cg.ok("user", "show", "bob", "--json").json()["groups"] == ["staff"]
+    pw.write_text("another long password\n")
+    cg.ok("user", "passwd", "alice", "--password-file", str(pw))
+
+
+def test_password_is_stored_as_argon2id(cg: Certgate, tmp_path: Path) -> None:
+    import asyncio
+
+    from gateway.store.store import Store
+
+    pw = tmp_path / "pw"
+    pw.write_text("a long enough password\n")
+    cg.ok("user", "add", "alice", "--password-file", str(pw))
+
+    async def stored() -> str | None:
+        store = await Store.open(f"sqlite+aiosqlite:///{cg.data_dir / 'certgate.db'}")
+        try:
+            return (await store.get_user("alice")).password_hash
+        finally:
+            await store.close()
+
+    password_hash = asyncio.run(stored())
+    assert password_hash is not None and password_hash.startswith("$argon2id$")
+    assert verify_password(password_hash, "a long enough password")
+    assert not verify_password(password_hash, "wrong")
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["user", "add", "alice"], 1, "certgate: a user named 'alice' already exists"),
+    (["user", "add", "Bad Name"], 1, "'Bad Name' is not a valid user name"),
+    (["user", "add", "carol", "--email", "not-an-email"], 1, "is not an email address"),
+    (["user", "add", "carol", "--group", "Bad Group"], 1, "is not a valid group name"),
+    (["user", "show", "nobody"], 1, "certgate: no user named 'nobody'"),
+    (["user", "disable", "nobody"], 1, "certgate: no user named 'nobody'"),
+    (["user", "groups", "set", "nobody", "x"], 1, "certgate: no user named 'nobody'"),
+    (["user", "frobnicate"], 2, "No such command 'frobnicate'"),
+    (["user", "add"], 2, "Missing argument 'NAME'"),
+])
+def test_refusals(cg: Certgate, args: list[str], code: int, message: str) -> None:
+    cg.ok("user", "add", "alice")
+    before = cg.ok("user", "list", "--json").out
+    result = cg(*args)
+    assert result.code == code
+    assert message in result.err
+    if code == 1:
+        assert result.err.count("\n") == 1  # one sentence; usage errors add click's usage hint
+    assert cg.ok("user", "list", "--json").out == before
+
+
+def test_short_password_refused(cg: Certgate, tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("short\n")
+    result = cg("user", "add", "dave", "--password-file", str(pw))
+    assert (result.code, result.err.strip()) == (
+        1, "certgate: the password must have at least 12 characters")
+
+
+def test_missing_config_is_a_clear_error(cg: Certgate, tmp_path: Path) -> None:
+    cg.config = tmp_path / "missing.yaml"
+    result = cg("user", "list")
+    assert result.code == 1
+    assert result.err.startswith(f"certgate: no config file at {tmp_path / 'missing.yaml'}")
+
+
+def test_broken_config_names_file_and_line(cg: Certgate) -> None:
+    text = cg.config.read_text().replace("workers: 1", "workers: 1\nwrkers: 2")
+    cg.config.write_text(text)
+    result = cg("user", "list")
+    line = text.splitlines().index("wrkers: 2") + 1
+    assert result.code == 1
+    assert f"{cg.config}:{line}: wrkers: unknown key 'wrkers'" in result.err
