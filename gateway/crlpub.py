@@ -6,6 +6,7 @@ half-life. thisUpdate strictly increases, like the CRL number.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -19,6 +20,7 @@ from pki.crl import RevokedEntry, build_crl, reason_from_name
 
 async def publish_crl(store: Store, ca: CertificateAuthority, *, validity: timedelta,
                       now: datetime) -> x509.CertificateRevocationList:
+    """Sign and record the next CRL; ``now`` is the caller's clock reading."""
     entries = []
     for cert in await store.revoked_certificates():
         if cert.status is CertStatus.SUSPENDED:
@@ -30,8 +32,11 @@ async def publish_crl(store: Store, ca: CertificateAuthority, *, validity: timed
     this_update = now.replace(microsecond=0)
     previous = await store.latest_crl()
     if previous is not None and this_update <= previous[1]:
-        # Two publications within one second (CRL times have 1 s resolution).
+        # Two publications within one second (CRL times have 1 s resolution):
+        # wait for the clock rather than date the CRL in the future, where relying
+        # parties would call it "not yet valid".
         this_update = previous[1] + timedelta(seconds=1)
+        await asyncio.sleep(max(0.0, (this_update - now).total_seconds()))
     number = await store.next_crl_number()
     crl = build_crl(ca, entries, number=number, this_update=this_update,
                     next_update=this_update + validity)
