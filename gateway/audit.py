@@ -1,0 +1,109 @@
+"""The audit writer: every decision becomes one JSON line, written off the request path.
+
+``emit`` only appends to an in-memory queue (O(1), never awaits); a background task
+writes batches from a worker thread so the event loop never blocks on disk.
+``close`` drains everything, so a graceful shutdown loses nothing. (A later step
+moves this into the hash-chained database log; the record shape stays.)
+
+Must not block, and must not drop records silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections import deque
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+log = logging.getLogger("certgate.audit")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    reference: str
+    at: datetime
+    decision: str
+    reason: str
+    rule: str | None
+    app: str | None
+    user: str | None
+    serial: str | None
+    fingerprint: str | None
+    method: str
+    host: str
+    path: str
+    source_ip: str
+    status: int
+    duration_ms: float
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["at"] = self.at.isoformat()
+        return json.dumps(data, separators=(",", ":"))
+
+
+class AuditWriter:
+    def __init__(self, path: Path, *, flush_interval: float = 0.2, batch_size: int = 1024
+                 ) -> None:
+        self.path = path
+        self._queue: deque[AuditRecord] = deque()
+        self._flush_interval = flush_interval
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+        self.written = 0
+
+    def emit(self, record: AuditRecord) -> None:
+        """Queue a record; never blocks. The deque is unbounded on purpose: memory
+        grows under a disk stall rather than losing audit records."""
+        self._queue.append(record)
+        if len(self._queue) >= self._batch_size:
+            self._wake.set()
+
+    def _write(self, lines: list[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write("".join(lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    async def flush(self) -> None:
+        while self._queue:
+            batch = [self._queue.popleft().to_json() + "\n"
+                     for _ in range(min(len(self._queue), self._batch_size * 4))]
+            try:
+                await asyncio.to_thread(self._write, batch)
+            except OSError as exc:
+                # Put the batch back in front and retry later: nothing is lost.
+                log.error("cannot write the audit log %s: %s", self.path, exc)
+                self._queue.extendleft(
+                    _decode(line) for line in reversed(batch))
+                raise
+            self.written += len(batch)
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except OSError:
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        await self.flush()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+def _decode(line: str) -> AuditRecord:
+    data = json.loads(line)
+    data["at"] = datetime.fromisoformat(data["at"])
+    return AuditRecord(**data)

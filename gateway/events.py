@@ -1,0 +1,71 @@
+"""Following the database's change feed so memory stays current without per-request I/O.
+
+Every quarter second the follower asks for events after the last one it applied,
+re-reads each changed user or certificate and applies it to the index; revocation
+thus reaches every node within a second. If the database is unreachable the
+gateway keeps serving from memory (a revoked certificate stays revoked, it never
+comes back), logs once, and retries with backoff until it recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from gateway.identity import CertificateIndex
+from gateway.store.errors import NotFoundError, StoreError
+from gateway.store.store import Store
+
+log = logging.getLogger("certgate.events")
+
+OnChange = Callable[[set[str], set[str]], Awaitable[None]]
+
+
+class EventFollower:
+    def __init__(self, store: Store, index: CertificateIndex, *, after_id: int,
+                 interval: float = 0.25, on_change: OnChange | None = None) -> None:
+        self._store = store
+        self.index = index
+        self.last_event_id = after_id
+        self._interval = interval
+        self._on_change = on_change
+        self.healthy = True
+
+    async def poll_once(self) -> int:
+        events = await self._store.events_after(self.last_event_id)
+        changed: set[str] = set()
+        kinds: set[str] = set()
+        for event in events:
+            kinds.add(event.kind)
+            if event.kind == "user":
+                try:
+                    user = await self._store.get_user(event.key)
+                except NotFoundError:
+                    user = None
+                changed |= self.index.apply_user(event.key, user)
+            elif event.kind == "cert":
+                serial = int(event.key, 16)
+                try:
+                    cert = await self._store.get_certificate(serial)
+                except NotFoundError:
+                    cert = None
+                changed |= self.index.apply_certificate(serial, cert)
+            self.last_event_id = event.id
+        if events and self._on_change is not None:
+            await self._on_change(changed, kinds)
+        return len(events)
+
+    async def run(self) -> None:
+        backoff = self._interval
+        while True:
+            try:
+                await self.poll_once()
+                if not self.healthy:
+                    log.warning("database reachable again; following changes")
+                self.healthy, backoff = True, self._interval
+            except StoreError as exc:
+                if self.healthy:
+                    log.error("database unreachable, serving from memory: %s", exc)
+                self.healthy, backoff = False, min(backoff * 2, 2.0)
+            await asyncio.sleep(backoff)

@@ -1,0 +1,124 @@
+"""What people and API clients see when the gateway itself answers.
+
+Refusals are plain HTML for browsers and JSON for ``Accept: application/json``;
+both carry the reason and a reference id that matches the audit record, never
+internal detail (no upstream addresses, no rule internals, no stack traces).
+
+Must not decide anything: the request story passes the status and reason.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from gateway.identity import Identity
+from policies.model import Reason, describe
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True,
+    trim_blocks=True, lstrip_blocks=True)
+
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+_TITLES = {
+    401: "Certificate needed", 403: "Access denied", 400: "Bad request",
+    404: "Not found", 413: "Upload too large", 421: "Wrong address", 502: "Application unavailable",
+    504: "Application too slow",
+}
+
+_ADVICE: dict[Reason, str] = {
+    Reason.NO_CERTIFICATE: "Import the certificate file your administrator gave you into this "
+                           "browser, then restart it.",
+    Reason.UNKNOWN_CERTIFICATE: "Ask your administrator for a new certificate.",
+    Reason.CERT_REVOKED: "Contact your administrator for a new certificate.",
+    Reason.CERT_SUSPENDED: "If you found your device again, ask your administrator to resume "
+                           "the certificate.",
+    Reason.CERT_EXPIRED: "Ask your administrator to renew your certificate.",
+    Reason.CERT_NOT_YET_VALID: "Check this computer's clock, or wait until the certificate "
+                               "becomes valid.",
+    Reason.USER_DISABLED: "Contact your administrator.",
+    Reason.NO_MATCHING_ALLOW: "If you need this application, ask your administrator.",
+    Reason.DENY_RULE: "If you need this, ask your administrator.",
+    Reason.UPSTREAM_UNAVAILABLE: "Try again in a minute.",
+    Reason.UPSTREAM_TIMEOUT: "Try again in a minute.",
+}
+
+
+def new_reference() -> str:
+    """A short random id quoted on the page and stored in the audit record."""
+    return secrets.token_hex(6)
+
+
+def wants_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    if "application/json" not in accept:
+        return False
+    return "text/html" not in accept or accept.index("application/json") < accept.index(
+        "text/html")
+
+
+def _html(template: str, status: int, **context: Any) -> web.Response:
+    body = _ENV.get_template(template).render(**context)
+    return web.Response(status=status, text=body, content_type="text/html", charset="utf-8",
+                        headers=_SECURITY_HEADERS)
+
+
+def _json(status: int, data: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, text=json.dumps(data), content_type="application/json",
+                        headers=_SECURITY_HEADERS)
+
+
+def refusal(request: web.Request, *, status: int, reason: Reason, reference: str,
+            limit: int | None = None) -> web.Response:
+    message = describe(reason)
+    if reason is Reason.BODY_TOO_LARGE and limit is not None:
+        message = (f"The upload is larger than the gateway accepts for this application "
+                   f"({_size(limit)}).")
+    if wants_json(request):
+        data: dict[str, Any] = {"error": reason.value, "message": message,
+                                "reference": reference, "status": status}
+        if limit is not None:
+            data["limit_bytes"] = limit
+        return _json(status, data)
+    return _html("refusal.html", status, title=_TITLES.get(status, "Refused"), message=message,
+                 advice=_ADVICE.get(reason), reference=reference,
+                 help_link=reason in (Reason.NO_CERTIFICATE, Reason.UNKNOWN_CERTIFICATE))
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor} {unit}"
+    return f"{n} bytes"
+
+
+def help_page(request: web.Request) -> web.Response:
+    return _html("help.html", 200, title="Importing your certificate")
+
+
+def whoami(request: web.Request, identity: Identity) -> web.Response:
+    groups = sorted(identity.groups)
+    data: dict[str, Any] = {"user": identity.user, "groups": groups,
+            "serial": identity.serial_hex, "not_after": identity.not_after.isoformat(),
+            "email": identity.email}
+    if wants_json(request):
+        return _json(200, data)
+    return _html("whoami.html", 200, title="Who am I", user=identity.user,
+                 groups=", ".join(groups), serial=identity.serial_hex,
+                 not_after=identity.not_after.strftime("%Y-%m-%d"))
+
+
+def jwks(request: web.Request, keys: dict[str, Any]) -> web.Response:
+    return web.Response(text=json.dumps(keys), content_type="application/json",
+                        headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,109 @@
+"""Host and route tables: which app a request is for, and which upstream route serves it.
+
+Built once per config (and rebuilt on reload); per request it is one dict lookup
+for the host and a short scan of the app's path-prefix routes, longest first.
+Must not decide access: that is the policy engine's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from yarl import URL
+
+from gateway.config import AppConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    app: str
+    prefix: str
+    upstream: URL
+    websockets: bool
+    connect_timeout: float
+    read_timeout: float
+    max_body_size: int
+    ws_idle_timeout: float
+    ws_ping_interval: float | None
+
+    def matches(self, path: str) -> bool:
+        p = self.prefix
+        return p == "/" or path == p or path.startswith(p + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class AppTarget:
+    config: AppConfig
+    ports: frozenset[int]
+    routes: tuple[RouteTarget, ...]  # longest prefix first, the app default last
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    def route_for(self, path: str) -> RouteTarget:
+        for route in self.routes:
+            if route.matches(path):
+                return route
+        return self.routes[-1]
+
+    @property
+    def upstream_origins(self) -> set[str]:
+        out = set()
+        for route in self.routes:
+            u = route.upstream
+            out.add(str(u.origin()))
+            if u.is_default_port():
+                # "http://10.0.0.5:80" and "http://10.0.0.5" name the same origin
+                out.add(f"{u.scheme}://{u.host}:{u.port}")
+        return out
+
+
+def _route(app: AppConfig, prefix: str, **override: object) -> RouteTarget:
+    def pick(name: str) -> object:
+        value = override.get(name)
+        return getattr(app, name) if value is None else value
+
+    upstream = URL(str(pick("upstream")))
+    ping = pick("ws_ping_interval")
+    return RouteTarget(
+        app=app.name, prefix=prefix, upstream=upstream, websockets=bool(pick("websockets")),
+        connect_timeout=pick("connect_timeout").total_seconds(),  # type: ignore[attr-defined]
+        read_timeout=pick("read_timeout").total_seconds(),  # type: ignore[attr-defined]
+        max_body_size=int(pick("max_body_size")),  # type: ignore[call-overload]
+        ws_idle_timeout=pick("ws_idle_timeout").total_seconds(),  # type: ignore[attr-defined]
+        ws_ping_interval=ping.total_seconds() if ping is not None else None,  # type: ignore[attr-defined]
+    )
+
+
+def build_app_target(app: AppConfig) -> AppTarget:
+    routes = [
+        _route(app, r.path, **{k: v for k, v in r.model_dump().items() if k != "path"})
+        for r in sorted(app.routes, key=lambda r: len(r.path), reverse=True)
+    ]
+    routes.append(_route(app, "/"))
+    return AppTarget(app, frozenset(app.ports), tuple(routes))
+
+
+class Router:
+    """host -> app, restricted to the ports each app is published on."""
+
+    def __init__(self, apps: Sequence[AppConfig]) -> None:
+        self.apps: dict[str, AppTarget] = {a.host: build_app_target(a) for a in apps}
+        self.extra_ports = frozenset(p for a in self.apps.values() for p in a.ports)
+
+    def app_for(self, host: str, port: int) -> AppTarget | None:
+        """The app for ``host`` if it is published on the local ``port``.
+
+        Every app answers on the main listener; an extra port (FreePBX's 8003,
+        3CX's 5001) reaches only the apps that list it.
+        """
+        app = self.apps.get(host)
+        if app is None or (port in self.extra_ports and port not in app.ports):
+            return None
+        return app
