@@ -40,6 +40,8 @@ class _Cert:
     status: CertStatus
     not_before: datetime
     not_after: datetime
+    revoked_at: datetime | None
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,7 @@ class CertificateIndex:
     def _put(self, cert: CertRecord) -> None:
         fp = cert.fingerprint
         self._certs[fp] = _Cert(cert.serial, cert.user, cert.status, cert.not_before,
-                                cert.not_after)
+                                cert.not_after, cert.revoked_at, cert.reason)
         self._by_serial[cert.serial] = fp
         self._user_fps.setdefault(cert.user, set()).add(fp)
 
@@ -99,9 +101,14 @@ class CertificateIndex:
         return Identity(cert.user, user.groups, cert.serial, fingerprint, cert.not_before,
                         cert.not_after, user.email)
 
-    def status_of_serial(self, serial: int) -> CertStatus | None:
+    def revocation_of_serial(self, serial: int
+                             ) -> tuple[CertStatus, datetime | None, str | None] | None:
+        """Status, revocation time and reason of a serial we issued, for OCSP."""
         fp = self._by_serial.get(serial)
-        return self._certs[fp].status if fp is not None else None
+        if fp is None:
+            return None
+        cert = self._certs[fp]
+        return cert.status, cert.revoked_at, cert.reason
 
     def apply_user(self, name: str, user: UserRecord | None) -> set[str]:
         """Replace (or remove) one user; returns the fingerprints this affects."""

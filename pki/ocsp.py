@@ -19,7 +19,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from pki.ca import CertificateAuthority
 from pki.keys import PrivateKey
 
 
@@ -41,7 +40,7 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 
 
 def _issuer_hashes(
-    ca: CertificateAuthority, algorithm: hashes.HashAlgorithm
+    issuer: x509.Certificate, algorithm: hashes.HashAlgorithm
 ) -> tuple[bytes, bytes]:
     """The CertID issuer hashes (RFC 6960 4.1.1) for our issuing CA.
 
@@ -50,25 +49,25 @@ def _issuer_hashes(
     request, so a probe request built with the issuing CA as issuer yields it.
     """
     name_hash = hashes.Hash(algorithm)
-    name_hash.update(ca.issuing_cert.subject.public_bytes())
-    probe = (
-        ocsp.OCSPRequestBuilder()
-        .add_certificate(ca.issuing_cert, ca.issuing_cert, algorithm)
-        .build()
-    )
+    name_hash.update(issuer.subject.public_bytes())
+    probe = ocsp.OCSPRequestBuilder().add_certificate(issuer, issuer, algorithm).build()
     return name_hash.finalize(), probe.issuer_key_hash
 
 
 def build_ocsp_response(
     request_der: bytes,
     lookup: Callable[[int], OcspStatus],
-    ca: CertificateAuthority,
+    issuer: x509.Certificate,
     *,
+    signer: tuple[x509.Certificate, PrivateKey],
     now: datetime,
     validity: timedelta = timedelta(hours=1),
-    responder: tuple[x509.Certificate, PrivateKey] | None = None,
 ) -> bytes:
-    """Answer one OCSP request (DER in, DER out)."""
+    """Answer one OCSP request about certificates of ``issuer`` (DER in, DER out).
+
+    ``signer`` is the issuing CA itself (its certificate and key) or a delegated
+    responder it issued; a delegated responder's certificate goes into the response.
+    """
     try:
         request = ocsp.load_der_ocsp_request(request_der)
         algorithm = _HASHES.get(request.hash_algorithm.name)
@@ -78,7 +77,8 @@ def build_ocsp_response(
         return ocsp.OCSPResponseBuilder.build_unsuccessful(
             ocsp.OCSPResponseStatus.MALFORMED_REQUEST
         ).public_bytes(serialization.Encoding.DER)
-    if algorithm is None or (issuer_name_hash, issuer_key_hash) != _issuer_hashes(ca, algorithm):
+    ours = _issuer_hashes(issuer, algorithm) if algorithm is not None else None
+    if ours is None or (issuer_name_hash, issuer_key_hash) != ours:
         return ocsp.OCSPResponseBuilder.build_unsuccessful(
             ocsp.OCSPResponseStatus.UNAUTHORIZED
         ).public_bytes(serialization.Encoding.DER)
@@ -91,11 +91,8 @@ def build_ocsp_response(
     }[status.state]
     revoked_at = (status.revoked_at or now) if status.state == "revoked" else None
     reason = status.reason if status.state == "revoked" else None
-    if responder is not None:
-        signer_cert, signer_key = responder
-        certs = [signer_cert]
-    else:
-        signer_cert, signer_key, certs = ca.issuing_cert, ca.issuing_key, []
+    signer_cert, signer_key = signer
+    certs = [] if signer_cert == issuer else [signer_cert]
     builder = (
         ocsp.OCSPResponseBuilder()
         .add_response_by_hash(

@@ -30,17 +30,17 @@ def _request(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes | No
 def test_openssl_reads_the_status(ca_files: CaFiles, tmp_path: Path, delegated: bool,
                                   state: str, expected: str) -> None:
     leaf, _ = ca_files.client()
-    responder = None
+    signer = (ca_files.ca.issuing_cert, ca_files.ca.issuing_key)
     if delegated:
         key = generate_key()
-        responder = (issue_ocsp_signer(ca_files.ca, key.public_key(), hostname="gw.example.test",
-                                       days=30, now=NOW), key)
+        signer = (issue_ocsp_signer(ca_files.ca, key.public_key(), hostname="gw.example.test",
+                                    days=30, now=NOW), key)
     status = OcspStatus(state, NOW - timedelta(hours=1) if state == "revoked" else None,  # type: ignore[arg-type]
                         x509.ReasonFlags.key_compromise if state == "revoked" else None)
     der = build_ocsp_response(_request(leaf, ca_files.ca.issuing_cert),
                               lambda serial: status if serial == leaf.serial_number
-                              else OcspStatus("unknown"), ca_files.ca, now=NOW,
-                              responder=responder)
+                              else OcspStatus("unknown"), ca_files.ca.issuing_cert,
+                              signer=signer, now=NOW)
     resp_path = tmp_path / "resp.der"
     resp_path.write_bytes(der)
     chain = write_pem(tmp_path / "chain.pem", ca_files.ca.issuing_cert, ca_files.ca.root_cert)
@@ -57,7 +57,9 @@ def test_nonce_is_echoed_and_sha256_cert_ids_work(ca_files: CaFiles) -> None:
     leaf, _ = ca_files.client()
     der = build_ocsp_response(_request(leaf, ca_files.ca.issuing_cert, nonce=b"0123456789abcdef",
                                        algorithm=hashes.SHA256()),
-                              lambda _: OcspStatus("good"), ca_files.ca, now=NOW)
+                              lambda _: OcspStatus("good"), ca_files.ca.issuing_cert,
+                              signer=(ca_files.ca.issuing_cert, ca_files.ca.issuing_key),
+                              now=NOW)
     resp = ocsp.load_der_ocsp_response(der)
     assert resp.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
     assert resp.certificate_status is ocsp.OCSPCertStatus.GOOD
@@ -69,7 +71,8 @@ def test_nonce_is_echoed_and_sha256_cert_ids_work(ca_files: CaFiles) -> None:
 @pytest.mark.parametrize("payload", [b"", b"\x30\x03\x02\x01\x00", b"not der at all" * 10])
 def test_malformed_requests_get_malformed_request(ca_files: CaFiles, payload: bytes) -> None:
     resp = ocsp.load_der_ocsp_response(
-        build_ocsp_response(payload, lambda _: OcspStatus("good"), ca_files.ca, now=NOW))
+        build_ocsp_response(payload, lambda _: OcspStatus("good"), ca_files.ca.issuing_cert,
+                            signer=(ca_files.ca.issuing_cert, ca_files.ca.issuing_key), now=NOW))
     assert resp.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
@@ -77,5 +80,6 @@ def test_requests_about_another_issuer_are_unauthorized(ca_files: CaFiles) -> No
     other, _ = build_ca("Other Corp", now=NOW)
     resp = ocsp.load_der_ocsp_response(build_ocsp_response(
         _request(other.issuing_cert, other.issuing_cert), lambda _: OcspStatus("good"),
-        ca_files.ca, now=NOW))
+        ca_files.ca.issuing_cert, signer=(ca_files.ca.issuing_cert, ca_files.ca.issuing_key),
+        now=NOW))
     assert resp.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED

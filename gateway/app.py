@@ -1,0 +1,63 @@
+"""The three aiohttp applications: public (TLS, every app host), admin, PKI publication.
+
+No singletons: the ``Runtime`` is stored under a typed ``AppKey``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.proxy import handle
+from gateway.runtime import RUNTIME, Runtime
+
+HSTS = "max-age=31536000"
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Strict-Transport-Security", HSTS)
+
+
+def create_public_app(runtime: Runtime) -> web.Application:
+    # client_max_size only limits request.read()/post(); proxied bodies stream and
+    # are limited per route by max_body_size instead.
+    app = web.Application(client_max_size=1024 * 1024)
+    app[RUNTIME] = runtime
+    app.router.add_route("*", "/{tail:.*}", handle)
+    app.on_response_prepare.append(_security_headers)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    follower = runtime.follower
+    body = {"ready": runtime.ready, "certificates": len(runtime.index),
+            "database_reachable": bool(follower and follower.healthy)}
+    # Not ready until listening; a database outage does not make the node unready:
+    # it keeps serving from memory (and says so).
+    return web.json_response(body, status=200 if runtime.ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    runtime.metrics.websockets.set(len(runtime.websockets))
+    runtime.metrics.db_healthy.set(1 if runtime.follower and runtime.follower.healthy else 0)
+    return web.Response(body=runtime.metrics.render(),
+                        content_type="text/plain", charset="utf-8")
+
+
+async def admin_jwks(request: web.Request) -> web.Response:
+    return web.json_response(request.app[RUNTIME].state.signer.jwks())
+
+
+def create_admin_app(runtime: Runtime) -> web.Application:
+    app = web.Application()
+    app[RUNTIME] = runtime
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/jwks.json", admin_jwks)
+    return app

@@ -1,0 +1,38 @@
+"""Prometheus metrics, labelled by app, decision and status class only.
+
+Never label by user, certificate or path: those are unbounded and belong in the
+audit log. One registry per runtime, so tests and workers never collide.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("certgate_requests_total", "Requests by outcome",
+                                ["app", "decision", "status"], registry=self.registry)
+        self.duration = Histogram("certgate_request_duration_seconds",
+                                  "Time to the response head (streaming not included)",
+                                  ["app"], registry=self.registry,
+                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
+                                           2.5, 5, 10))
+        self.certificates = Gauge("certgate_certificates_indexed",
+                                  "Certificates in the in-memory index", registry=self.registry)
+        self.websockets = Gauge("certgate_websockets_open", "Open proxied WebSockets",
+                                registry=self.registry)
+        self.db_healthy = Gauge("certgate_database_reachable",
+                                "1 when the change feed reaches the database",
+                                registry=self.registry)
+        self.reloads = Counter("certgate_config_reloads_total", "Config reloads by result",
+                               ["result"], registry=self.registry)
+
+    def observe(self, app: str | None, decision: str, status: int, seconds: float) -> None:
+        name = app or "-"
+        self.requests.labels(name, decision, f"{status // 100}xx").inc()
+        self.duration.labels(name).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

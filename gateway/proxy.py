@@ -1,0 +1,176 @@
+"""The one request story: identity, route, path, policy, forward; audit and metrics.
+
+``handle`` reads top to bottom. It takes the current ``State`` once, so a config
+reload never mixes old and new halves; the identity is checked on every request
+(keep-alive connections outlive certificates); the path the policy judges is the
+path the upstream receives; everything under ``/.certgate/`` is answered here and
+never proxied; and one ``finally`` writes the audit record and the metrics.
+
+No database access and no blocking call in here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from ipaddress import ip_address
+
+from aiohttp import web
+
+from gateway.forward import ForwardError, forward_http, forward_websocket, is_websocket_upgrade
+from gateway.identity import Identity
+from gateway.pages import help_page, jwks, new_reference, refusal, whoami
+from gateway.paths import AmbiguousPathError, normalise_path
+from gateway.runtime import RUNTIME
+from gateway.tls import peer_certificate_pem_quoted, peer_fingerprint, sni_hostname
+from policies.engine import evaluate
+from policies.model import AccessRequest, Effect, Reason
+
+BUILTIN = "/.certgate"
+# What a request without (a known) certificate may still see.
+PUBLIC_BUILTINS = frozenset({"/.certgate/help", "/.certgate/jwks.json"})
+
+
+@dataclass
+class _Outcome:
+    """What the audit record and metrics need, filled in as the story goes."""
+
+    status: int = 500
+    decision: str = "error"
+    reason: str = "internal-error"
+    rule: str | None = None
+    app: str | None = None
+    path: str = ""
+
+
+def _host(request: web.Request) -> str:
+    host = (request.headers.get("Host") or "").strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def _local_port(request: web.Request) -> int:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return int(sockname[1]) if sockname else 0
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    state = runtime.state
+    reference = new_reference()
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    out = _Outcome(path=request.raw_path.split("?", 1)[0][:2048])
+    identity: Identity | None = None
+    fingerprint: str | None = None
+
+    def refuse(status: int, reason: Reason, limit: int | None = None) -> web.Response:
+        out.status, out.decision, out.reason = status, "deny", reason.value
+        return refusal(request, status=status, reason=reason, reference=reference, limit=limit)
+
+    try:
+        # 1. Path: one normal form, judged and forwarded alike.
+        raw_path, _, query = request.raw_path.partition("?")
+        try:
+            path = normalise_path(raw_path)
+        except AmbiguousPathError:
+            return refuse(400, Reason.BAD_PATH)
+        out.path = path
+
+        # 2. Identity, from the certificate of this connection, checked now.
+        fingerprint = peer_fingerprint(request.transport)
+        resolved = runtime.index.resolve(fingerprint, now)
+        if isinstance(resolved, Reason):
+            if path in PUBLIC_BUILTINS:
+                out.status, out.decision, out.reason = 200, "allow", "public-page"
+                return _public_builtin(request, path)
+            return refuse(401 if resolved is Reason.NO_CERTIFICATE else 403, resolved)
+        identity = resolved
+
+        # 3. Route: the Host must be the name the TLS connection was opened for.
+        host = _host(request)
+        sni = sni_hostname(request.transport)
+        if sni is not None and sni != host:
+            return refuse(421, Reason.HOST_MISMATCH)
+        if path == BUILTIN or path.startswith(BUILTIN + "/"):
+            builtin = _builtin(request, path, identity, reference)
+            out.status, out.decision, out.reason = builtin.status, "allow", "builtin"
+            return builtin
+        app = state.router.app_for(host, _local_port(request))
+        if app is None:
+            return refuse(404, Reason.UNKNOWN_HOST)
+        out.app = app.name
+
+        # 4. Policy: pure, in memory.
+        decision = evaluate(state.policy_set, AccessRequest(
+            host=host, method=request.method, path=path, user=identity.user,
+            groups=identity.groups, source_ip=ip_address(request.remote or "0.0.0.0"),  # noqa: S104
+            now=now, mfa_at=None))
+        out.rule = decision.rule
+        if decision.effect is Effect.NEED_MFA:
+            # The second-factor login is not built yet: fail closed, never skip it.
+            return refuse(403, Reason.MFA_UNAVAILABLE)
+        if decision.effect is Effect.DENY:
+            return refuse(403, decision.reason)
+
+        # 5. Forward, with identity headers the client could not have set.
+        route = app.route_for(path)
+        headers = {
+            "X-Certgate-User": identity.user,
+            "X-Certgate-Groups": ",".join(sorted(identity.groups)),
+            "X-Certgate-Assertion": state.signer.sign(
+                user=identity.user, groups=sorted(identity.groups),
+                serial_hex=identity.serial_hex, fingerprint=identity.fingerprint, app=app.name,
+                audience=f"https://{host}", factors=("mtls",), now=now),
+        }
+        if app.config.forward_client_cert:
+            headers["X-Certgate-Client-Cert"] = peer_certificate_pem_quoted(
+                request.transport) or ""
+        path_qs = path + ("?" + query if query else "")
+        public_port = _local_port(request)
+        out.status, out.decision, out.reason = 200, "allow", Reason.ALLOWED.value
+        if is_websocket_upgrade(request):
+            response = await forward_websocket(
+                request, app=app, route=route, path_qs=path_qs, identity_headers=headers,
+                pool=state.pool, public_host=host, public_port=public_port,
+                client_ip=request.remote or "", registry=runtime.websockets,
+                fingerprint=identity.fingerprint)
+        else:
+            response = await forward_http(
+                request, app=app, route=route, path_qs=path_qs, identity_headers=headers,
+                pool=state.pool, public_host=host, public_port=public_port,
+                client_ip=request.remote or "")
+        out.status = response.status
+        return response
+    except ForwardError as exc:
+        runtime.log.warning("ref %s: %s", reference, exc.detail)
+        response = refuse(exc.status, exc.reason, exc.limit)
+        out.decision = "error" if exc.status >= 500 else "deny"
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        runtime.record(reference=reference, at=now, outcome_status=out.status,
+                       decision=out.decision, reason=out.reason, rule=out.rule, app=out.app,
+                       identity=identity, fingerprint=fingerprint, method=request.method,
+                       host=request.headers.get("Host", ""), path=out.path,
+                       source_ip=request.remote or "", seconds=elapsed)
+
+
+def _public_builtin(request: web.Request, path: str) -> web.Response:
+    if path == "/.certgate/jwks.json":
+        return jwks(request, request.app[RUNTIME].state.signer.jwks())
+    return help_page(request)
+
+
+def _builtin(request: web.Request, path: str, identity: Identity,
+             reference: str) -> web.Response:
+    """The gateway's own pages; nothing under /.certgate/ ever reaches an upstream."""
+    if path == "/.certgate/whoami":
+        return whoami(request, identity)
+    if path in PUBLIC_BUILTINS:
+        return _public_builtin(request, path)
+    if path == "/.certgate/login":
+        return refusal(request, status=403, reason=Reason.MFA_UNAVAILABLE, reference=reference)
+    return refusal(request, status=404, reason=Reason.UNKNOWN_HOST, reference=reference)
