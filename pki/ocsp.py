@@ -77,8 +77,9 @@ def build_ocsp_response(
         return ocsp.OCSPResponseBuilder.build_unsuccessful(
             ocsp.OCSPResponseStatus.MALFORMED_REQUEST
         ).public_bytes(serialization.Encoding.DER)
-    ours = _issuer_hashes(issuer, algorithm) if algorithm is not None else None
-    if ours is None or (issuer_name_hash, issuer_key_hash) != ours:
+    if algorithm is None or (issuer_name_hash, issuer_key_hash) != _issuer_hashes(
+        issuer, algorithm
+    ):
         return ocsp.OCSPResponseBuilder.build_unsuccessful(
             ocsp.OCSPResponseStatus.UNAUTHORIZED
         ).public_bytes(serialization.Encoding.DER)
