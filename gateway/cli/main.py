@@ -26,6 +26,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("gateway.cli.cert_cmd", "cert"),
     ("gateway.cli.crl_cmd", "crl"),
     ("gateway.cli.ca_cmd", "ca"),
+    ("gateway.cli.policy_cmd", "policy"),
+    ("gateway.cli.serve_cmd", "serve"),
+    ("gateway.cli.demo_cmd", "demo"),
 )
 
 _EPILOG = """\b

@@ -1,0 +1,92 @@
+"""``certgate policy check`` and ``certgate policy explain``."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from gateway.cli.common import CliContext, CliError, echo_json, run
+from gateway.config import ConfigError, load_config
+from gateway.paths import AmbiguousPathError, normalise_path
+from policies.engine import evaluate
+from policies.explain import decision_to_json, explain_lines
+from policies.model import AccessRequest
+
+_EPILOG = """\b
+EXAMPLES
+  certgate policy check
+  certgate policy check /etc/certgate/new-certgate.yaml
+  certgate policy explain --user alice --url https://pbx.example.com/admin/config.php
+  certgate policy explain --user bob --url https://wiki.example.com/ --method POST \\
+      --source-ip 198.51.100.7 --at 2026-11-28T21:00:00+01:00 --json
+"""
+
+
+@click.group("policy", epilog=_EPILOG)
+def policy() -> None:
+    """Validate the config's policies and explain decisions."""
+
+
+@policy.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def check(obj: CliContext, file: Path | None) -> None:
+    """Validate a config file without starting anything (default: the current config)."""
+    path = file or obj.config_path
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        raise CliError(f"{path} has {len(exc.issues)} problem(s); nothing was changed") \
+            from None
+    click.echo(f"{path}: OK ({len(config.apps)} app(s))")
+
+
+@policy.command("explain")
+@click.option("--user", required=True, help="The user as the gateway would identify them.")
+@click.option("--url", required=True, help="https://HOST/PATH?QUERY")
+@click.option("--method", default="GET", show_default=True)
+@click.option("--source-ip", default="127.0.0.1", show_default=True)
+@click.option("--at", "at", help="ISO 8601 time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def explain(obj: CliContext, user: str, url: str, method: str, source_ip: str, at: str | None,
+            as_json: bool) -> None:
+    """Show the decision, reason and rule for a hypothetical request."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise click.BadParameter("must be an https:// URL with a host", param_hint="--url")
+    try:
+        path = normalise_path(parts.path or "/")
+    except AmbiguousPathError as exc:
+        raise CliError(f"the gateway refuses this path with 400: {exc}") from None
+    try:
+        ip = ipaddress.ip_address(source_ip)
+    except ValueError:
+        raise click.BadParameter(f"'{source_ip}' is not an IP address",
+                                 param_hint="--source-ip") from None
+    try:
+        when = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    except ValueError:
+        raise click.BadParameter(f"'{at}' is not an ISO 8601 time", param_hint="--at") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    config = obj.config
+
+    async def groups() -> tuple[str, ...]:
+        async with obj.store() as store:
+            return (await store.get_user(user)).groups
+
+    request = AccessRequest(host=parts.hostname.lower(), method=method.upper(), path=path,
+                            user=user, groups=frozenset(run(groups)), source_ip=ip, now=when)
+    decision = evaluate(config.policy_set, request)
+    if as_json:
+        echo_json(decision_to_json(request, decision))
+    else:
+        for line in explain_lines(request, decision):
+            click.echo(line)

@@ -1,0 +1,52 @@
+"""``certgate serve``: run the gateway (flags override the config file)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from gateway.cli.common import CliContext, CliError
+from gateway.config import HostPort
+
+_EPILOG = """\b
+EXAMPLES
+  certgate serve
+  certgate --config /var/lib/certgate/certgate.yaml serve --workers 2
+  certgate serve --listen 0.0.0.0:443 --admin-listen 127.0.0.1:9443
+  kill -HUP <pid>     # reload the config; an invalid one is refused, the old one stays
+"""
+
+
+def _hostport(ctx: click.Context, param: click.Parameter, value: str | None) -> HostPort | None:
+    if value is None:
+        return None
+    try:
+        return HostPort.model_validate(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).splitlines()[-1]) from None
+
+
+@click.command("serve", epilog=_EPILOG)
+@click.option("--listen", callback=_hostport, help="Public TLS listener, HOST:PORT.")
+@click.option("--admin-listen", callback=_hostport,
+              help="Admin listener for /healthz, /readyz, /metrics, HOST:PORT.")
+@click.option("--workers", type=click.IntRange(1, 64),
+              help="Processes sharing the ports through SO_REUSEPORT.")
+@click.pass_obj
+def serve(obj: CliContext, listen: HostPort | None, admin_listen: HostPort | None,
+          workers: int | None) -> None:
+    """Run the gateway until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    from gateway.server import serve as run
+
+    config = obj.config
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code = run(config, listen=listen, admin_listen=admin_listen, workers=workers)
+    except OSError as exc:
+        raise CliError(f"cannot listen: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if code:
+        raise CliError("a worker exited with an error")

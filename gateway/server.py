@@ -1,0 +1,190 @@
+"""Listeners and process lifecycle: ``serve`` runs the gateway until told to stop.
+
+One process (or N workers sharing ports through SO_REUSEPORT) each runs: the
+public TLS listener plus every app's extra ports, the admin listener
+(/healthz, /readyz, /metrics) and the PKI listener (CRL, OCSP). SIGHUP reloads
+the config (an invalid one is refused and the old one keeps serving); SIGTERM or
+SIGINT stops accepting and drains requests in flight before exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+from cryptography import x509
+
+from gateway.app import create_admin_app, create_public_app
+from gateway.ca_access import PASSPHRASE_ENV, ca_passphrase
+from gateway.config import Config, HostPort
+from gateway.crlpub import publish_crl
+from gateway.pkiweb import create_pki_app
+from gateway.runtime import Runtime
+from gateway.tls import build_server_context
+from pki.ca import load_ca
+from pki.keys import PkiError
+
+log = logging.getLogger("certgate")
+DRAIN_SECONDS = 30.0
+
+
+def _addresses(runner: web.AppRunner) -> list[str]:
+    out = []
+    for addr in runner.addresses:
+        host, port = addr[0], addr[1]
+        out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return out
+
+
+async def _keep_crl_fresh(runtime: Runtime, config: Config) -> None:
+    """Re-sign the CRL at half its validity, so an expired CRL never exists."""
+    try:
+        passphrase = ca_passphrase(config, os.environ)
+        ca = load_ca(config.pki.ca_dir, passphrase)
+    except PkiError as exc:
+        der = runtime.crl_der
+        until = x509.load_der_x509_crl(der).next_update_utc if der else None
+        log.warning("the CRL cannot be re-signed automatically (%s); set %s or "
+                    "pki.ca_passphrase_file. The current CRL is valid until %s.",
+                    exc, PASSPHRASE_ENV, until)
+        return
+    while True:
+        latest = await runtime.store.latest_crl()
+        now = datetime.now(UTC)
+        if latest is None or now >= latest[1] + (latest[2] - latest[1]) / 2:
+            crl = await publish_crl(runtime.store, ca, validity=config.pki.crl_validity, now=now)
+            log.info("re-signed the CRL (number %s)",
+                     crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+            continue
+        wait = (latest[1] + (latest[2] - latest[1]) / 2 - now).total_seconds()
+        await asyncio.sleep(min(max(wait, 1.0), 3600.0))
+
+
+async def run_server(config: Config, *, listen: HostPort | None = None,
+                     admin_listen: HostPort | None = None, reuse_port: bool = False,
+                     primary: bool = True,
+                     on_ready: Callable[[Runtime, dict[str, list[str]]], Awaitable[None]]
+                     | None = None,
+                     stop: asyncio.Event | None = None) -> None:
+    listen = listen or config.listen
+    admin_listen = admin_listen or config.admin_listen
+    ssl_context = build_server_context(config.tls)
+    runtime = await Runtime.start(config)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    runners: list[web.AppRunner] = []
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        public = web.AppRunner(create_public_app(runtime), access_log=None,
+                               shutdown_timeout=DRAIN_SECONDS)
+        await public.setup()
+        runners.append(public)
+        await web.TCPSite(public, listen.host, listen.port, ssl_context=ssl_context,
+                          reuse_port=reuse_port, backlog=1024).start()
+        for port in sorted(runtime.state.router.extra_ports):
+            await web.TCPSite(public, listen.host, port, ssl_context=ssl_context,
+                              reuse_port=reuse_port, backlog=1024).start()
+        admin = web.AppRunner(create_admin_app(runtime), access_log=None)
+        await admin.setup()
+        runners.append(admin)
+        await web.TCPSite(admin, admin_listen.host, admin_listen.port,
+                          reuse_port=reuse_port).start()
+        addresses = {"public": _addresses(public), "admin": _addresses(admin), "pki": []}
+        if config.pki_listen is not None:
+            pki = web.AppRunner(create_pki_app(runtime), access_log=None)
+            await pki.setup()
+            runners.append(pki)
+            await web.TCPSite(pki, config.pki_listen.host, config.pki_listen.port,
+                              reuse_port=reuse_port).start()
+            addresses["pki"] = _addresses(pki)
+        if primary:
+            tasks.append(asyncio.create_task(_keep_crl_fresh(runtime, config)))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, runtime.reload, config.file)
+        runtime.ready = True
+        print(f"certgate ready: public https://{', '.join(addresses['public'])} "
+              f"admin http://{', '.join(addresses['admin'])}"
+              + (f" pki http://{', '.join(addresses['pki'])}" if addresses["pki"] else ""),
+              flush=True)
+        if on_ready is not None:
+            await on_ready(runtime, addresses)
+        await stop.wait()
+        log.warning("stopping: draining requests in flight (up to %.0f s)", DRAIN_SECONDS)
+    finally:
+        runtime.ready = False
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # The public runner first: it stops accepting, then waits for open requests.
+        for runner in runners:
+            await runner.cleanup()
+        await runtime.stop()
+
+
+def _run_loop(main: Callable[[], Awaitable[None]]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        asyncio.run(main())  # type: ignore[arg-type]
+        return
+    uvloop.run(main())  # type: ignore[arg-type]
+
+
+def serve(config: Config, *, listen: HostPort | None = None,
+          admin_listen: HostPort | None = None, workers: int | None = None) -> int:
+    """Run the gateway in this process, or supervise ``workers`` forked processes."""
+    count = workers or config.workers
+    if count <= 1:
+        _run_loop(lambda: run_server(config, listen=listen, admin_listen=admin_listen))
+        return 0
+    bind = listen or config.listen
+    if bind.port == 0:
+        raise ValueError("several workers need a fixed port to share (not port 0)")
+    children: list[int] = []
+    for index in range(count):
+        pid = os.fork()
+        if pid == 0:  # worker
+            code = 0
+            try:
+                _run_loop(lambda i=index: run_server(  # type: ignore[misc]
+                    config, listen=listen, admin_listen=admin_listen, reuse_port=True,
+                    primary=i == 0))
+            except Exception as exc:
+                print(f"certgate worker {index}: {exc}", file=sys.stderr, flush=True)
+                code = 1
+            os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    worst = 0
+    for child in children:
+        while True:
+            try:
+                _, status = os.waitpid(child, 0)
+                break
+            except ChildProcessError:
+                status = 0
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+        worst = max(worst, os.waitstatus_to_exitcode(status) if status else 0)
+    return worst
+
