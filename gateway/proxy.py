@@ -71,23 +71,25 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return refusal(request, status=status, reason=reason, reference=reference, limit=limit)
 
     try:
-        # 1. Path: one normal form, judged and forwarded alike.
+        # 1. Identity, from the certificate of this connection, checked now.
+        fingerprint = peer_fingerprint(request.transport)
+        resolved = runtime.index.resolve(fingerprint, now)
+        if not isinstance(resolved, Reason):
+            identity = resolved
+
+        # 2. Path: one normal form, judged and forwarded alike.
         raw_path, _, query = request.raw_path.partition("?")
         try:
             path = normalise_path(raw_path)
         except AmbiguousPathError:
             return refuse(400, Reason.BAD_PATH)
         out.path = path
-
-        # 2. Identity, from the certificate of this connection, checked now.
-        fingerprint = peer_fingerprint(request.transport)
-        resolved = runtime.index.resolve(fingerprint, now)
         if isinstance(resolved, Reason):
             if path in PUBLIC_BUILTINS:
                 out.status, out.decision, out.reason = 200, "allow", "public-page"
                 return _public_builtin(request, path)
             return refuse(401 if resolved is Reason.NO_CERTIFICATE else 403, resolved)
-        identity = resolved
+        assert identity is not None
 
         # 3. Route: the Host must be the name the TLS connection was opened for.
         host = _host(request)
