@@ -27,6 +27,7 @@ from gateway.config import Config, HostPort
 from gateway.crlpub import publish_crl
 from gateway.pkiweb import create_pki_app
 from gateway.runtime import Runtime
+from gateway.store.errors import StoreError
 from gateway.tls import build_server_context
 from pki.ca import load_ca
 from pki.keys import PkiError
@@ -56,14 +57,20 @@ async def _keep_crl_fresh(runtime: Runtime, config: Config) -> None:
                     exc, PASSPHRASE_ENV, until)
         return
     while True:
-        latest = await runtime.store.latest_crl()
-        now = datetime.now(UTC)
-        if latest is None or now >= latest[1] + (latest[2] - latest[1]) / 2:
-            crl = await publish_crl(runtime.store, ca, validity=config.pki.crl_validity, now=now)
-            log.info("re-signed the CRL (number %s)",
-                     crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
-            continue
-        wait = (latest[1] + (latest[2] - latest[1]) / 2 - now).total_seconds()
+        try:
+            latest = await runtime.store.latest_crl()
+            now = datetime.now(UTC)
+            if latest is None or now >= latest[1] + (latest[2] - latest[1]) / 2:
+                crl = await publish_crl(runtime.store, ca, validity=config.pki.crl_validity,
+                                        now=now)
+                log.info("re-signed the CRL (number %s)",
+                         crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+                continue
+            wait = (latest[1] + (latest[2] - latest[1]) / 2 - now).total_seconds()
+        except StoreError as exc:
+            # The database is down: the current CRL stays served; try again soon.
+            log.error("cannot re-sign the CRL now: %s", exc)
+            wait = 30.0
         await asyncio.sleep(min(max(wait, 1.0), 3600.0))
 
 
@@ -126,7 +133,10 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                try:
+                    await task
+                except Exception:  # a background task must not stop the shutdown
+                    log.exception("background task failed")
         # The public runner first: it stops accepting, then waits for open requests.
         for runner in runners:
             await runner.cleanup()

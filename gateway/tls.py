@@ -41,7 +41,18 @@ def build_server_context(tls: TlsConfig) -> ssl.SSLContext:
         ctx.load_verify_locations(cafile=str(tls.client_chain))
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.set_alpn_protocols(["http/1.1"])
+    ctx.sni_callback = _remember_sni
     return ctx
+
+
+# Server-side SSLObject.server_hostname is always None; the name the client asked
+# for is only seen by the SNI callback, so it is kept here per connection.
+_SNI: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _remember_sni(ssl_object: Any, name: str | None, _ctx: ssl.SSLContext) -> None:
+    if name:
+        _SNI[ssl_object] = name.lower()
 
 
 class _PeerInfo:
@@ -86,6 +97,6 @@ def peer_certificate_pem_quoted(transport: Any) -> str | None:
 
 
 def sni_hostname(transport: Any) -> str | None:
+    """The server name the client sent in its TLS hello (None for IP addresses)."""
     obj = _ssl_object(transport)
-    name = getattr(obj, "server_hostname", None) if obj is not None else None
-    return name.lower() if name else None
+    return _SNI.get(obj) if obj is not None else None
