@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +74,12 @@ def upstream_app(seen: Seen) -> web.Application:
                 await sock.send_str(f"echo:{msg.data}")
         return sock
 
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.5)  # long enough to be in flight when the gateway stops
+        return web.Response(text="finished")
+
     app = web.Application(client_max_size=4 * MiB)
+    app.router.add_get("/slow", slow)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/big", big)
     app.router.add_post("/upload", upload)
