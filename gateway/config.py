@@ -36,6 +36,7 @@ from policies.yamlsource import (
     SourceError,
     SourceIssue,
     YamlDocument,
+    format_loc,
     issues_from_validation_error,
     load_yaml_document,
 )
@@ -310,23 +311,6 @@ class Config(_Section):
     def app(self, name: str) -> AppConfig | None:
         return next((a for a in self.apps if a.name == name), None)
 
-    @model_validator(mode="after")
-    def _ports_do_not_clash(self) -> Config:
-        taken = {self.listen.port: "listen", self.admin_listen.port: "admin_listen"}
-        if self.pki_listen is not None:
-            if self.pki_listen.port in taken and self.pki_listen.port != 0:
-                raise ValueError(f"pki_listen uses the same port as {taken[self.pki_listen.port]}")
-            taken[self.pki_listen.port] = "pki_listen"
-        if self.admin_listen.port == self.listen.port and self.listen.port != 0:
-            raise ValueError("admin_listen uses the same port as listen")
-        for app in self.apps:
-            for port in app.ports:
-                if port in taken:
-                    raise ValueError(
-                        f"app '{app.name}' lists port {port}, which is already {taken[port]}"
-                    )
-        return self
-
 
 # --- loading ------------------------------------------------------------------------
 
@@ -375,9 +359,35 @@ def config_from_document(doc: YamlDocument, path: Path) -> Config:
         config = Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(tuple(issues_from_validation_error(exc, doc))) from None
+    clashes = port_clashes(config)
+    if clashes:
+        raise ConfigError([SourceIssue(doc.file, doc.line_of(loc), format_loc(loc), message)
+                           for loc, message in clashes])
     try:
         config._policy_set = build_policy_set(config.apps, doc=doc)
     except PolicyError as exc:
         raise ConfigError(exc.issues) from None
     return config
+
+
+def port_clashes(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
+    """Listeners that would fight over a port, each with the key that names it."""
+    taken: dict[int, str] = {}
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    listeners: list[tuple[tuple[str | int, ...], HostPort | None]] = [
+        (("listen",), config.listen), (("admin_listen",), config.admin_listen),
+        (("pki_listen",), config.pki_listen)]
+    for loc, hostport in listeners:
+        if hostport is None or hostport.port == 0:  # 0: any free port, never a clash
+            continue
+        port = hostport.port
+        if port in taken:
+            problems.append((loc, f"port {port} is already used by {taken[port]}"))
+        taken[port] = str(loc[0])
+    for i, app in enumerate(config.apps):
+        for j, port in enumerate(app.ports):
+            if port in taken:
+                problems.append((("apps", i, "ports", j),
+                                 f"port {port} is already used by {taken[port]}"))
+    return problems
 

@@ -1,0 +1,59 @@
+"""Header hygiene in both directions."""
+
+from __future__ import annotations
+
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from gateway.headers import (
+    OriginRewriter,
+    client_response_headers,
+    is_spoofable,
+    upstream_request_headers,
+)
+
+
+def proxy(*pairs: tuple[str, str]) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict(pairs))
+
+
+@pytest.mark.parametrize(("name", "spoofable"), [
+    ("X-Certgate-User", True), ("x-certgate-anything", True), ("X-Forwarded-For", True),
+    ("Forwarded", True), ("X-Real-IP", True), ("X-Client-Cert", True), ("X-SSL-Client-DN", True),
+    ("Ssl-Client-Verify", True), ("Remote-User", True), ("Host", True),
+    ("Cookie", False), ("Referer", False), ("Origin", False), ("Authorization", False),
+])
+def test_spoofable_headers(name: str, spoofable: bool) -> None:
+    assert is_spoofable(name) is spoofable
+
+
+def test_upstream_headers_strip_and_set() -> None:
+    incoming = proxy(("Host", "wiki.test"), ("X-Forwarded-For", "6.6.6.6"),
+                     ("X-Certgate-User", "ceo"), ("Connection", "keep-alive, X-Secret"),
+                     ("X-Secret", "1"), ("Keep-Alive", "300"), ("Cookie", "a=1"),
+                     ("Origin", "https://wiki.test"), ("TE", "trailers"))
+    out = upstream_request_headers(incoming, client_ip="192.0.2.9", public_host="wiki.test",
+                                   public_port=443, host_header="wiki.test",
+                                   identity={"X-Certgate-User": "alice"})
+    assert dict(out) == {"Cookie": "a=1", "Origin": "https://wiki.test", "Host": "wiki.test",
+                         "X-Forwarded-For": "192.0.2.9", "X-Forwarded-Proto": "https",
+                         "X-Forwarded-Host": "wiki.test", "X-Forwarded-Port": "443",
+                         "X-Certgate-User": "alice"}
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("Location", "http://10.0.0.5/x", "https://pbx.test/x"),
+    ("Location", "http://10.0.0.5:80/x?y=1", "https://pbx.test/x?y=1"),
+    ("Location", "https://10.0.0.5:8443", "https://pbx.test"),
+    ("Location", "/relative", "/relative"),
+    ("Location", "http://10.0.0.50/x", "http://10.0.0.50/x"),  # another host: untouched
+    ("Refresh", "0; url=http://10.0.0.5/admin", "0; url=https://pbx.test/admin"),
+    ("Set-Cookie", "s=1; Domain=10.0.0.5; Path=/", "s=1; Domain=pbx.test; Path=/"),
+    ("Set-Cookie", "s=1; Domain=other.test", "s=1; Domain=other.test"),
+])
+def test_response_rewrites(name: str, value: str, expected: str) -> None:
+    rewriter = OriginRewriter(["http://10.0.0.5", "http://10.0.0.5:80", "https://10.0.0.5:8443"],
+                              ["10.0.0.5"], "https://pbx.test", "pbx.test")
+    out = client_response_headers(proxy((name, value), ("Connection", "close"),
+                                        ("Transfer-Encoding", "chunked")), rewriter=rewriter)
+    assert dict(out) == {name: expected}

@@ -1,0 +1,487 @@
+"""Side-by-side benchmark: certgate vs nginx (reference mTLS proxy) vs a bare aiohttp proxy.
+
+Not a test: run it with ``make bench`` (or ``.venv/bin/python tests/perf/bench.py``).
+Every figure is measured in one run on one machine and reported as ratios, because
+this machine is small (2 cores) and shared, so absolute numbers drift.
+
+What runs (all on 127.0.0.1, every process stopped in a ``finally``):
+- upstream: nginx serving fixed bodies (``/`` small, ``/big`` 100 MiB, ``/upload`` sink)
+  and ``ws_upstream.py`` for WebSocket echo; nginx so the upstream is never the bottleneck
+- nginx as the reference mTLS proxy (``ssl_verify_client on``), same CA and server cert
+- ``bare_proxy.py``: ~30 lines of aiohttp, the Python floor
+- certgate: ``certgate serve`` with 50 apps, identity, policy, JWT assertion and audit on
+Load comes from separate processes: ApacheBench (``ab``) for HTTP, ``curl`` for the
+streamed download, ``ws_client.py`` for WebSocket round trips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PY = sys.executable
+HOST = "bench.test"
+
+
+@dataclass
+class Result:
+    scenario: str
+    target: str
+    rps: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f}s")
+
+
+class Procs:
+    """Every process the harness starts; all are stopped on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, cmd: list[str], *, log: Path, port: int | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        out = log.open("wb")
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        self.procs.append(proc)
+        if port is not None:
+            try:
+                wait_port(port)
+            except RuntimeError:
+                raise RuntimeError(f"{cmd[0]} did not start; see {log}") from None
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(self.procs):
+            self.stop(proc)
+
+
+# --- load generators ------------------------------------------------------------------
+
+
+def run_ab(url: str, *, client_pem: Path, concurrency: int, seconds: float, keepalive: bool,
+           workdir: Path, post_file: Path | None = None) -> Result:
+    """ApacheBench with a client certificate; percentiles from its CSV (sub-ms precision)."""
+    csv_path = workdir / f"ab-{time.monotonic_ns()}.csv"
+    cmd = ["ab", "-q", "-r", "-c", str(concurrency), "-t", str(seconds), "-n", "100000000",
+           "-E", str(client_pem), "-H", f"Host: {HOST}", "-e", str(csv_path)]
+    if keepalive:
+        cmd.append("-k")
+    if post_file is not None:
+        cmd += ["-p", str(post_file), "-T", "application/octet-stream"]
+    cmd.append(url)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    out = proc.stdout
+    rps = re.search(r"Requests per second:\s+([\d.]+)", out)
+    failed = re.search(r"Failed requests:\s+(\d+)", out)
+    non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
+    complete = re.search(r"Complete requests:\s+(\d+)", out)
+    if rps is None:
+        return Result("", "", note=f"ab failed: {(proc.stderr or out).strip()[-200:]}")
+    pct: dict[int, float] = {}
+    if csv_path.exists():
+        with csv_path.open() as fh:
+            for row in csv.reader(fh):
+                if row and row[0].isdigit():
+                    pct[int(row[0])] = float(row[1])
+    note = ""
+    bad = int(failed.group(1)) if failed else 0
+    bad += int(non2xx.group(1)) if non2xx else 0
+    if bad:
+        note = f"{bad} failed/non-2xx of {complete.group(1) if complete else '?'}"
+    return Result("", "", rps=float(rps.group(1)), p50_ms=pct.get(50), p99_ms=pct.get(99),
+                  note=note)
+
+
+class RssSampler:
+    """Samples a process tree's resident memory while a scenario runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start_kib = self.rss_kib()
+        self.peak_kib = self.start_kib
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss_kib(self) -> int:
+        total = 0
+        pids = [self.pid]
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+            pids += [int(c) for c in children]
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak_kib = max(self.peak_kib, self.rss_kib())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak_kib - self.start_kib) / 1024
+
+
+def run_download(url: str, *, client_pem: Path, pid: int | None) -> Result:
+    cmd = ["curl", "-sk", "--cert", str(client_pem), "-H", f"Host: {HOST}", "-o", "/dev/null",
+           "-w", "%{speed_download} %{http_code} %{size_download}", url]
+    sampler = RssSampler(pid) if pid else None
+    with sampler or contextlib.nullcontext():
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout.split()
+    speed, code, size = float(out[0]), out[1], int(out[2])
+    extra = {"MiB/s": speed / 2**20, "MiB": size / 2**20}
+    if sampler is not None:
+        extra["rss_growth_MiB"] = sampler.growth_mib
+    note = "" if code == "200" else f"HTTP {code}"
+    return Result("", "", rps=speed / 2**20, extra=extra, note=note)
+
+
+def run_ws(url: str, *, client_pem: Path, ca_pem: Path, seconds: float) -> Result:
+    cmd = [PY, str(HERE / "ws_client.py"), url, HOST, str(client_pem), str(ca_pem), "10",
+           str(seconds)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if proc.returncode != 0:
+        return Result("", "", note=f"ws client failed: {proc.stderr.strip()[-200:]}")
+    data = json.loads(proc.stdout)
+    return Result("", "", rps=data["rps"], p50_ms=data["p50_ms"], p99_ms=data["p99_ms"])
+
+
+# --- the systems under test -------------------------------------------------------------
+
+
+NGINX_CONF = """
+worker_processes {workers};
+pid {dir}/nginx-{name}.pid;
+error_log {dir}/nginx-{name}-error.log warn;
+daemon off;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/nginx-{name}-body;
+  proxy_temp_path {dir}/nginx-{name}-proxy;
+  fastcgi_temp_path {dir}/fcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
+  {servers}
+}}
+"""
+
+UPSTREAM_SERVER = """
+  server {{
+    listen 127.0.0.1:{port} reuseport;
+    keepalive_requests 1000000;
+    location / {{ return 200 "ok\\n"; }}
+    location = /big {{ alias {dir}/big.bin; }}
+    location = /upload {{ client_max_body_size 64m; return 200 "ok\\n"; }}
+  }}
+"""
+
+PROXY_SERVER = """
+  upstream up {{ server 127.0.0.1:{up_port}; keepalive 128; keepalive_requests 1000000; }}
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  server {{
+    listen 127.0.0.1:{port} ssl reuseport;
+    keepalive_requests 1000000;
+    ssl_certificate {cert}; ssl_certificate_key {key};
+    ssl_client_certificate {ca}; ssl_verify_client on; ssl_verify_depth 3;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    client_max_body_size 64m;
+    location / {{ proxy_pass http://up; proxy_http_version 1.1;
+                 proxy_set_header Connection ""; proxy_request_buffering off; }}
+    location /ws {{ proxy_pass http://127.0.0.1:{ws_port}; proxy_http_version 1.1;
+                   proxy_set_header Upgrade $http_upgrade;
+                   proxy_set_header Connection $connection_upgrade; }}
+  }}
+"""
+
+
+def nginx_cmd(workdir: Path, name: str, workers: int, servers: str) -> list[str]:
+    conf = workdir / f"nginx-{name}.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, dir=workdir, name=name, servers=servers))
+    for sub in (f"nginx-{name}-body", f"nginx-{name}-proxy", "fcgi", "uwsgi", "scgi"):
+        (workdir / sub).mkdir(exist_ok=True)
+    return [shutil.which("nginx") or "nginx", "-c", str(conf), "-p", str(workdir)]
+
+
+@dataclass
+class Pki:
+    data_dir: Path
+    config: Path
+    server_cert: Path
+    server_key: Path
+    client_ca: Path
+    client_pem: Path
+
+
+def certgate(*args: str, config: Path | None = None) -> str:
+    exe = shutil.which("certgate", path=str(Path(PY).parent)) or "certgate"
+    cmd = [exe] + (["--config", str(config)] if config else []) + list(args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def prepare_certgate(workdir: Path, *, apps: int, up_port: int, ws_port: int) -> Pki:
+    """One certgate data dir; nginx and the bare proxy reuse its CA and server cert."""
+    data = workdir / "certgate"
+    certgate("init", "--data-dir", str(data), "--hostname", HOST, "--no-ca-passphrase")
+    config = data / "certgate.yaml"
+    certgate("user", "add", "bench", "--group", "staff", config=config)
+    pw = workdir / "p12-password"
+    pw.write_text("bench-p12-password\n")
+    pw.chmod(0o600)
+    p12 = workdir / "bench.p12"
+    certgate("cert", "issue", "bench", "--out", str(p12), "--p12-password-file", str(pw),
+             config=config)
+    client_pem = workdir / "client.pem"
+    subprocess.run(["openssl", "pkcs12", "-in", str(p12), "-nodes", "-passin",
+                    f"file:{pw}", "-out", str(client_pem)], check=True, capture_output=True)
+    chain = workdir / "client-ca.pem"
+    chain.write_bytes((data / "ca" / "root.pem").read_bytes()
+                      + (data / "ca" / "issuing.pem").read_bytes())
+    cfg = yaml.safe_load(config.read_text())
+    bench_app = {
+        "name": "bench", "host": HOST, "upstream": f"http://127.0.0.1:{up_port}",
+        "allow": [{"groups": ["staff"]}], "max_body_size": "64MiB",
+        "routes": [{"path": "/ws", "upstream": f"http://127.0.0.1:{ws_port}",
+                    "websockets": True}],
+    }
+    # 49 more apps so the host table and policy set look like a real company's.
+    others = [{"name": f"app{i}", "host": f"app{i}.example.test",
+               "upstream": f"http://127.0.0.1:{up_port}",
+               "allow": [{"groups": [f"team{i}"], "paths": ["/"]}],
+               "deny": [{"paths": ["/admin*"]}]} for i in range(1, apps)]
+    cfg["apps"] = [bench_app, *others]
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return Pki(data, config, data / "tls" / "server.pem", data / "tls" / "server-key.pem",
+               chain, client_pem)
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    kind: str  # ab-keepalive | ab-handshake | ab-upload | download | ws
+    concurrency: int = 50
+    workers: int = 2
+
+
+SCENARIOS = [
+    Scenario("keep-alive c=50, 2 workers", "ab-keepalive", 50, 2),
+    Scenario("keep-alive c=50, 1 worker", "ab-keepalive", 50, 1),
+    Scenario("keep-alive c=1 (latency), 1 worker", "ab-keepalive", 1, 1),
+    Scenario("new handshake per request c=20, 2 workers", "ab-handshake", 20, 2),
+    Scenario("100 MiB download, 1 worker", "download", 1, 1),
+    Scenario("10 MiB uploads c=4, 1 worker", "ab-upload", 4, 1),
+    Scenario("WebSocket echo, 10 conns, 1 worker", "ws", 10, 1),
+]
+
+
+def measure(sc: Scenario, target: str, port: int, pid: int | None, pki: Pki, workdir: Path,
+            seconds: float) -> Result:
+    base = f"https://127.0.0.1:{port}"
+    if sc.kind == "ab-keepalive":
+        r = run_ab(base + "/", client_pem=pki.client_pem, concurrency=sc.concurrency,
+                   seconds=seconds, keepalive=True, workdir=workdir)
+    elif sc.kind == "ab-handshake":
+        r = run_ab(base + "/", client_pem=pki.client_pem, concurrency=sc.concurrency,
+                   seconds=seconds, keepalive=False, workdir=workdir)
+    elif sc.kind == "ab-upload":
+        r = run_ab(base + "/upload", client_pem=pki.client_pem, concurrency=sc.concurrency,
+                   seconds=seconds, keepalive=True, workdir=workdir,
+                   post_file=workdir / "upload.bin")
+    elif sc.kind == "download":
+        r = run_download(base + "/big", client_pem=pki.client_pem, pid=pid)
+    else:
+        r = run_ws(f"wss://127.0.0.1:{port}/ws", client_pem=pki.client_pem,
+                   ca_pem=pki.client_ca, seconds=seconds)
+    r.scenario, r.target = sc.name, target
+    return r
+
+
+def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
+                  apps: int) -> list[Result]:
+    procs = Procs()
+    results: list[Result] = []
+    try:
+        up_port, ws_port = free_port(), free_port()
+        with (workdir / "big.bin").open("wb") as fh:
+            fh.truncate(100 * 2**20)
+        (workdir / "upload.bin").write_bytes(os.urandom(10 * 2**20))
+        procs.start(nginx_cmd(workdir, "upstream", 2,
+                              UPSTREAM_SERVER.format(port=up_port, dir=workdir)),
+                    log=workdir / "upstream.log", port=up_port)
+        procs.start([PY, str(HERE / "ws_upstream.py"), str(ws_port)],
+                    log=workdir / "ws-upstream.log", port=ws_port)
+        pki = prepare_certgate(workdir, apps=apps, up_port=up_port, ws_port=ws_port)
+        for sc in SCENARIOS:
+            if only and sc.kind not in only and sc.name not in only:
+                continue
+            for target in ("nginx", "bare", "certgate"):
+                port = free_port()
+                if target == "nginx":
+                    if shutil.which("nginx") is None:
+                        results.append(Result(sc.name, target, note="nginx not installed"))
+                        continue
+                    servers = PROXY_SERVER.format(
+                        up_port=up_port, ws_port=ws_port, port=port, cert=pki.server_cert,
+                        key=pki.server_key, ca=pki.client_ca)
+                    cmd = nginx_cmd(workdir, f"proxy{port}", sc.workers, servers)
+                elif target == "bare":
+                    cmd = [PY, str(HERE / "bare_proxy.py"), str(port), f"http://127.0.0.1:{up_port}",
+                           str(pki.server_cert), str(pki.server_key), str(pki.client_ca),
+                           str(sc.workers)]
+                else:
+                    exe = shutil.which("certgate", path=str(Path(PY).parent)) or "certgate"
+                    cmd = [exe, "--config", str(pki.config), "serve",
+                           "--listen", f"127.0.0.1:{port}",
+                           "--admin-listen", f"127.0.0.1:{free_port()}",
+                           "--workers", str(sc.workers)]
+                proc = procs.start(cmd, log=workdir / f"{target}-{port}.log", port=port)
+                try:
+                    time.sleep(0.3)  # let every worker of a multi-process server bind
+                    res = measure(sc, target, port, proc.pid, pki, workdir, seconds)
+                finally:
+                    procs.stop(proc)
+                results.append(res)
+                print(f"  {sc.name:45s} {target:9s} "
+                      f"{fmt(res.rps)} {fmt(res.p50_ms)} {fmt(res.p99_ms)} {res.note}",
+                      file=sys.stderr, flush=True)
+    finally:
+        procs.stop_all()
+    return results
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "-" if not a or not b else f"{a / b:.2f}"
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        f"{'scenario':45s} {'target':9s} {'rate':>12s} {'p50 ms':>8s} {'p99 ms':>8s} "
+        f"{'cg/nginx':>8s} {'cg/bare':>8s}  note",
+    ]
+    by: dict[tuple[str, str], Result] = {(r.scenario, r.target): r for r in results}
+    for sc in dict.fromkeys(r.scenario for r in results):
+        cg, ng, bare = (by.get((sc, t)) for t in ("certgate", "nginx", "bare"))
+        for r in (ng, bare, cg):
+            if r is None:
+                continue
+            extra = " ".join(f"{k}={v:.1f}" for k, v in r.extra.items())
+            rat_n = ratio(cg.rps, ng.rps) if (r is cg and cg and ng) else ""
+            rat_b = ratio(cg.rps, bare.rps) if (r is cg and cg and bare) else ""
+            lines.append(f"{sc:45s} {r.target:9s} {fmt(r.rps):>12s} {fmt(r.p50_ms):>8s} "
+                         f"{fmt(r.p99_ms):>8s} {rat_n:>8s} {rat_b:>8s}  {extra} {r.note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="load time per measurement")
+    parser.add_argument("--quick", action="store_true", help="2 s per measurement")
+    parser.add_argument("--only", action="append",
+                        help="scenario kind or name (ab-keepalive, ab-handshake, ab-upload, "
+                             "download, ws, micro); repeatable")
+    parser.add_argument("--apps", type=int, default=50, help="apps in certgate's config")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    for tool in ("ab", "curl", "openssl"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is required (apt-get install apache2-utils curl openssl)",
+                  file=sys.stderr)
+            return 1
+    if shutil.which("nginx") is None:
+        print("bench: nginx is not installed (apt-get install nginx-light); "
+              "its column stays empty", file=sys.stderr)
+    seconds = 2.0 if args.quick else args.seconds
+    only = set(args.only) if args.only else None
+    workdir = Path(tempfile.mkdtemp(prefix="certgate-bench-"))
+    results: list[Result] = []
+    try:
+        if only is None or only - {"micro"}:
+            results += run_scenarios(workdir, seconds, only, args.apps)
+        if only is None or "micro" in only:
+            from tests.perf import micro
+
+            results += [Result(**r) for r in micro.run_all(workdir)]
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"bench: work directory kept at {workdir}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())

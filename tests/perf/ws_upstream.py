@@ -1,0 +1,28 @@
+"""A WebSocket echo upstream for the benchmark (nginx serves the plain HTTP upstream).
+
+Usage: ws_upstream.py PORT
+"""
+
+import sys
+
+import uvloop
+from aiohttp import WSMsgType, web
+
+
+async def echo(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            await ws.send_str(msg.data)
+        elif msg.type == WSMsgType.BINARY:
+            await ws.send_bytes(msg.data)
+    return ws
+
+
+if __name__ == "__main__":
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", echo)
+    uvloop.install()
+    print("ws upstream ready", flush=True)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
