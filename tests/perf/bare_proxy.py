@@ -4,7 +4,10 @@ Usage: bare_proxy.py PORT UPSTREAM_URL CERT KEY CLIENT_CA [WORKERS]
 Streams bodies both ways, keeps upstream connections alive, verifies client certificates.
 """
 
-import asyncio, os, ssl, sys  # noqa: E401
+import asyncio
+import os
+import ssl
+import sys
 
 import aiohttp
 from aiohttp import web
