@@ -16,11 +16,12 @@ import json
 import logging
 import os
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 log = logging.getLogger("certgate.audit")
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +43,15 @@ class AuditRecord:
     duration_ms: float
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["at"] = self.at.isoformat()
-        return json.dumps(data, separators=(",", ":"))
+        # A dict literal, not dataclasses.asdict (which deep-copies recursively and
+        # showed up in the profile at ~4% of a gateway under load).
+        return _ENCODE({
+            "reference": self.reference, "at": self.at.isoformat(), "decision": self.decision,
+            "reason": self.reason, "rule": self.rule, "app": self.app, "user": self.user,
+            "serial": self.serial, "fingerprint": self.fingerprint, "method": self.method,
+            "host": self.host, "path": self.path, "source_ip": self.source_ip,
+            "status": self.status, "duration_ms": self.duration_ms,
+        })
 
 
 class AuditWriter:

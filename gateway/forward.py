@@ -54,9 +54,18 @@ def is_websocket_upgrade(request: web.Request) -> bool:
 
 
 def _rewriter(app: AppTarget, public_host: str, public_port: int) -> OriginRewriter:
-    origin = f"https://{public_host}" + ("" if public_port == 443 else f":{public_port}")
-    hosts = {r.upstream.host for r in app.routes if r.upstream.host}
-    return OriginRewriter(app.upstream_origins, hosts, origin, public_host)
+    """One rewriter per (public host, port) of an app, built on first use (it compiles a
+    regex); cached on the AppTarget, so a reload starts with fresh ones."""
+    key = (public_host, public_port)
+    rewriter = app.rewriters.get(key)
+    if rewriter is None:
+        if len(app.rewriters) > 64:  # the Host is already checked against the app's host
+            app.rewriters.clear()
+        origin = f"https://{public_host}" + ("" if public_port == 443 else f":{public_port}")
+        hosts = {r.upstream.host for r in app.routes if r.upstream.host}
+        rewriter = app.rewriters[key] = OriginRewriter(app.upstream_origins, hosts, origin,
+                                                       public_host)
+    return rewriter
 
 
 def _target(base: URL, path_qs: str) -> URL:

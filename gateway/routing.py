@@ -8,7 +8,8 @@ Must not decide access: that is the policy engine's job.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from yarl import URL
 
@@ -37,6 +38,9 @@ class AppTarget:
     config: AppConfig
     ports: frozenset[int]
     routes: tuple[RouteTarget, ...]  # longest prefix first, the app default last
+    # Per-(host, port) response header rewriters, filled by gateway.forward on use.
+    rewriters: dict[tuple[str, int], Any] = field(default_factory=dict, compare=False,
+                                                  repr=False)
 
     @property
     def name(self) -> str:
