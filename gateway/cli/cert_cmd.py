@@ -150,16 +150,26 @@ def _days_option(f: Any) -> Any:
                         help="Validity in days (default: pki.client_cert_days).")(f)
 
 
+def _bundle_options(f: Any) -> Any:
+    """The options of every command that hands out a new .p12 (issue, renew)."""
+    for option in reversed((
+        _days_option,
+        click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+                     help="PKCS#12 file to write (default USER-SERIAL.p12 here)."),
+        click.option("--p12-password-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="File whose first line protects the .p12 (default: a generated one)."),
+        click.option("--p12-profile", type=click.Choice(["modern", "compat"]), default=None,
+                     help="modern: AES-256/SHA-256; compat: 3DES/SHA-1 for macOS and old "
+                          "Windows."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+    )):
+        f = option(f)
+    return f
+
+
 @cert.command("issue")
 @click.argument("user")
-@_days_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="PKCS#12 file to write (default USER-SERIAL.p12 here).")
-@click.option("--p12-password-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="File whose first line protects the .p12 (default: a generated one).")
-@click.option("--p12-profile", type=click.Choice(["modern", "compat"]), default=None,
-              help="modern: AES-256/SHA-256; compat: 3DES/SHA-1 for macOS and old Windows.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_bundle_options
 @click.pass_obj
 def issue(obj: CliContext, user: str, days: int | None, out: Path | None,
           p12_password_file: Path | None, p12_profile: str | None, as_json: bool) -> None:
@@ -382,13 +392,7 @@ def resume(obj: CliContext, serial: str) -> None:
 
 @cert.command("renew")
 @click.argument("serial")
-@_days_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="PKCS#12 file to write (default USER-SERIAL.p12 here).")
-@click.option("--p12-password-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="File whose first line protects the .p12 (default: a generated one).")
-@click.option("--p12-profile", type=click.Choice(["modern", "compat"]), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_bundle_options
 @click.pass_obj
 def renew(obj: CliContext, serial: str, days: int | None, out: Path | None,
           p12_password_file: Path | None, p12_profile: str | None, as_json: bool) -> None:

@@ -265,23 +265,23 @@ class Store:
                 for s in serials
             ]
 
-    async def suspend_certificate(self, serial: int, *, at: datetime) -> CertRecord:
+    async def _transition(self, serial: int, *, only_from: CertStatus, to: CertStatus,
+                          **values: Any) -> CertRecord:
         async with self._tx() as conn:
             cert = await self._load_cert(conn, serial)
-            if cert.status is not CertStatus.ACTIVE:
-                raise ConflictError(
-                    f"certificate {serial_hex(serial)} is {cert.status.value}, not active")
-            return await self._set_status(conn, serial, status=CertStatus.SUSPENDED.value,
-                                          revoked_at=at, reason="certificateHold")
+            if cert.status is not only_from:
+                raise ConflictError(f"certificate {serial_hex(serial)} is "
+                                    f"{cert.status.value}, not {only_from.value}")
+            return await self._set_status(conn, serial, status=to.value, **values)
+
+    async def suspend_certificate(self, serial: int, *, at: datetime) -> CertRecord:
+        return await self._transition(serial, only_from=CertStatus.ACTIVE,
+                                      to=CertStatus.SUSPENDED, revoked_at=at,
+                                      reason="certificateHold")
 
     async def resume_certificate(self, serial: int) -> CertRecord:
-        async with self._tx() as conn:
-            cert = await self._load_cert(conn, serial)
-            if cert.status is not CertStatus.SUSPENDED:
-                raise ConflictError(
-                    f"certificate {serial_hex(serial)} is {cert.status.value}, not suspended")
-            return await self._set_status(conn, serial, status=CertStatus.ACTIVE.value,
-                                          revoked_at=None, reason=None)
+        return await self._transition(serial, only_from=CertStatus.SUSPENDED,
+                                      to=CertStatus.ACTIVE, revoked_at=None, reason=None)
 
     async def supersede_certificate(self, old_serial: int, new_record: CertRecord, *,
                                     at: datetime) -> None:

@@ -228,7 +228,10 @@ UPSTREAM_SERVER = """
     keepalive_requests 1000000;
     location / {{ return 200 "ok\\n"; }}
     location = /big {{ alias {dir}/big.bin; }}
-    location = /upload {{ client_max_body_size 64m; return 200 "ok\\n"; }}
+    # nginx's `return` answers before reading a body, which resets keep-alive
+    # uploads; the aiohttp upstream reads and discards it instead.
+    location = /upload {{ client_max_body_size 64m; proxy_request_buffering off;
+                          proxy_http_version 1.1; proxy_pass http://127.0.0.1:{ws_port}; }}
   }}
 """
 
@@ -365,11 +368,15 @@ def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
     results: list[Result] = []
     try:
         up_port, ws_port = free_port(), free_port()
+        # nginx workers run as an unprivileged user: let them read the bodies.
+        workdir.chmod(0o755)
         with (workdir / "big.bin").open("wb") as fh:
             fh.truncate(100 * 2**20)
+        (workdir / "big.bin").chmod(0o644)
         (workdir / "upload.bin").write_bytes(os.urandom(10 * 2**20))
         procs.start(nginx_cmd(workdir, "upstream", 2,
-                              UPSTREAM_SERVER.format(port=up_port, dir=workdir)),
+                              UPSTREAM_SERVER.format(port=up_port, dir=workdir,
+                                                     ws_port=ws_port)),
                     log=workdir / "upstream.log", port=up_port)
         procs.start([PY, str(HERE / "ws_upstream.py"), str(ws_port)],
                     log=workdir / "ws-upstream.log", port=ws_port)
@@ -378,6 +385,10 @@ def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
             if only and sc.kind not in only and sc.name not in only:
                 continue
             for target in ("nginx", "bare", "certgate"):
+                if target == "bare" and sc.kind == "ws":
+                    results.append(Result(sc.name, target,
+                                          note="the ~30-line bare proxy has no WebSocket pump"))
+                    continue
                 port = free_port()
                 if target == "nginx":
                     if shutil.which("nginx") is None:

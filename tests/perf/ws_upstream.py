@@ -1,4 +1,4 @@
-"""A WebSocket echo upstream for the benchmark (nginx serves the plain HTTP upstream).
+"""WebSocket echo and upload sink upstream for the benchmark (nginx serves the rest).
 
 Usage: ws_upstream.py PORT
 """
@@ -20,8 +20,15 @@ async def echo(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def sink(request: web.Request) -> web.Response:
+    async for _ in request.content.iter_any():
+        pass
+    return web.Response(text="ok\n")
+
+
 if __name__ == "__main__":
     app = web.Application()
+    app.router.add_post("/upload", sink)
     app.router.add_get("/{tail:.*}", echo)
     uvloop.install()
     print("ws upstream ready", flush=True)
