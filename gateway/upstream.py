@@ -15,6 +15,8 @@ import aiohttp
 
 from gateway.routing import AppTarget, Router
 
+_NOT_ADDED = ("User-Agent", "Accept", "Accept-Encoding")
+
 
 def upstream_ssl(app: AppTarget) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
     cfg = app.config
@@ -43,7 +45,11 @@ class UpstreamPool:
                                              enable_cleanup_closed=True)
             self._sessions[app.name] = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(), skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # aiohttp would otherwise add Accept, Accept-Encoding and User-Agent a
+                # client did not send; with auto_decompress off, an upstream would then
+                # gzip a body for a client that never asked for it.
+                skip_auto_headers=_NOT_ADDED,
                 timeout=aiohttp.ClientTimeout(total=None))
             kwargs: dict[str, Any] = {}
             if app.config.upstream_server_name:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import ssl
 import subprocess
@@ -278,6 +279,11 @@ async def test_curl_with_client_certificate(gateway: Gateway) -> None:
     out, err = await proc.communicate()
     assert proc.returncode == 0, err
     assert b'"X-Certgate-User": "alice"' in out
+    seen = json.loads(out)["headers"]
+    # The upstream gets the client's own headers, nothing the gateway's HTTP client
+    # would add by itself: curl asked for no compression, so none may be offered.
+    assert "Accept-Encoding" not in seen
+    assert seen["User-Agent"].startswith("curl/")
     proc = await asyncio.create_subprocess_exec(
         "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(gateway.ca_pem),
         "--resolve", f"{HOST}:{gateway.port}:127.0.0.1", f"https://{HOST}:{gateway.port}/",
