@@ -68,9 +68,9 @@ def _rewriter(app: AppTarget, public_host: str, public_port: int) -> OriginRewri
     return rewriter
 
 
-def _target(base: URL, path_qs: str) -> URL:
+def _target(origin: str, path_qs: str) -> URL:
     # encoded=True: the upstream gets exactly the normalised path the policy judged.
-    return URL(str(base.origin()) + path_qs, encoded=True)
+    return URL(origin + path_qs, encoded=True)
 
 
 def _host_header(request: web.Request, app: AppTarget, route: RouteTarget) -> str:
@@ -105,13 +105,11 @@ async def forward_http(request: web.Request, *, app: AppTarget, route: RouteTarg
         request.headers, client_ip=client_ip, public_host=public_host, public_port=public_port,
         host_header=_host_header(request, app, route), identity=identity_headers)
     data: Any = _body(request, route.max_body_size) if request.body_exists else None
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=route.connect_timeout,
-                                    sock_read=route.read_timeout)
     session = pool.session(app.name)
     try:
         upstream = await session.request(
-            request.method, _target(route.upstream, path_qs),
-            headers=headers, data=data, allow_redirects=False, timeout=timeout,
+            request.method, _target(route.origin, path_qs),
+            headers=headers, data=data, allow_redirects=False, timeout=route.timeout,
             compress=None, chunked=None if request.content_length is not None else (
                 True if data is not None else None),
             **pool.request_kwargs(app.name))
@@ -138,7 +136,9 @@ async def forward_http(request: web.Request, *, app: AppTarget, route: RouteTarg
             response.content_length = int(length)
         await response.prepare(request)
         if request.method != "HEAD" and upstream.status not in (204, 304):
-            async for chunk in upstream.content.iter_chunked(CHUNK):
+            # Whatever has arrived, as it arrives: no re-chunking copies, and the
+            # client connection's flow control keeps memory flat.
+            async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
         await response.write_eof()
         return response
@@ -198,7 +198,7 @@ async def forward_websocket(request: web.Request, *, app: AppTarget, route: Rout
     url = route.upstream.with_scheme("wss" if route.upstream.scheme == "https" else "ws")
     try:
         upstream = await pool.session(app.name).ws_connect(
-            _target(url, path_qs), protocols=offered, headers=headers,
+            _target(str(url.origin()), path_qs), protocols=offered, headers=headers,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10),
             autoping=True, heartbeat=route.ws_ping_interval, max_msg_size=0,
             **pool.request_kwargs(app.name))

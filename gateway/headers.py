@@ -27,12 +27,17 @@ _SPOOFABLE_PREFIXES = ("x-certgate-", "x-forwarded-", "x-client-cert", "x-ssl-",
                        "ssl-client", "x-remote-user", "remote-user")
 
 
-def _connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> set[str]:
+_NO_TOKENS: frozenset[str] = frozenset()
+
+
+def _connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> frozenset[str]:
+    if "Connection" not in headers:
+        return _NO_TOKENS
     tokens: set[str] = set()
     for value in headers.getall("Connection", []) if isinstance(
             headers, CIMultiDictProxy | CIMultiDict) else [headers.get("Connection", "")]:
         tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
-    return tokens
+    return frozenset(tokens)
 
 
 def is_spoofable(name: str) -> bool:
@@ -45,7 +50,8 @@ def upstream_request_headers(
     host_header: str, identity: Mapping[str, str], keep_upgrade: bool = False,
 ) -> CIMultiDict[str]:
     """Headers for the upstream request; identity headers are added last."""
-    drop = HOP_BY_HOP | _connection_tokens(incoming)
+    tokens = _connection_tokens(incoming)
+    drop = HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         lower = name.lower()
@@ -97,7 +103,8 @@ class OriginRewriter:
 
 def client_response_headers(upstream: CIMultiDictProxy[str], *, rewriter: OriginRewriter
                             ) -> CIMultiDict[str]:
-    drop = HOP_BY_HOP | _connection_tokens(upstream)
+    tokens = _connection_tokens(upstream)
+    drop = HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.items():
         lower = name.lower()

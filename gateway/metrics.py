@@ -6,6 +6,8 @@ audit log. One registry per runtime, so tests and workers never collide.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -28,11 +30,22 @@ class Metrics:
                                 registry=self.registry)
         self.reloads = Counter("certgate_config_reloads_total", "Config reloads by result",
                                ["result"], registry=self.registry)
+        # Labelled children by (app, decision, status): ``labels()`` builds and locks
+        # on every call; the label sets are few (apps x decisions x 5), so keep them.
+        self._children: dict[tuple[str | None, str, int], tuple[Any, Any]] = {}
 
     def observe(self, app: str | None, decision: str, status: int, seconds: float) -> None:
-        name = app or "-"
-        self.requests.labels(name, decision, f"{status // 100}xx").inc()
-        self.duration.labels(name).observe(seconds)
+        key = (app, decision, status // 100)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) > 10_000:  # apps come and go with reloads
+                self._children.clear()
+            name = app or "-"
+            children = self._children[key] = (
+                self.requests.labels(name, decision, f"{status // 100}xx"),
+                self.duration.labels(name))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

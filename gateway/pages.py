@@ -20,7 +20,9 @@ from gateway.identity import Identity
 from policies.model import Reason, describe
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True,
+    # auto_reload=False: templates ship with the package; without it every render
+    # stats two files, which a flood of refused requests would turn into disk load.
+    loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True, auto_reload=False,
     trim_blocks=True, lstrip_blocks=True)
 
 _REFERENCES = random.Random()  # noqa: S311 - ids, not secrets

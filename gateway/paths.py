@@ -35,8 +35,19 @@ def _decode_unreserved(match: re.Match[str]) -> str:
     return char if char in _UNRESERVED else f"%{match.group(1).upper()}"
 
 
+# Paths that are already in normal form (no escapes, no dot or empty segments): the
+# common case, answered by one regex match instead of a segment walk.
+_PLAIN = re.compile(r"^(?:/[A-Za-z0-9\-_~!$&'()*+,;=:@][A-Za-z0-9\-._~!$&'()*+,;=:@]*)*/?$")
+
+
 def normalise_path(raw_path: str) -> str:
     """Return the normalised path or raise ``AmbiguousPathError``."""
+    if _PLAIN.match(raw_path):
+        return raw_path
+    return _normalise(raw_path)
+
+
+def _normalise(raw_path: str) -> str:
     if not raw_path.startswith("/"):
         raise AmbiguousPathError("the path must start with '/'")
     if "\\" in raw_path:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from yarl import URL
 
 from gateway.config import AppConfig
@@ -27,6 +28,9 @@ class RouteTarget:
     max_body_size: int
     ws_idle_timeout: float
     ws_ping_interval: float | None
+    # Built once here rather than on every request.
+    timeout: aiohttp.ClientTimeout = field(compare=False, repr=False)
+    origin: str = field(compare=False, repr=False)  # "http://10.0.0.5:8080", no slash
 
     def matches(self, path: str) -> bool:
         p = self.prefix
@@ -82,6 +86,10 @@ def _route(app: AppConfig, prefix: str, **override: object) -> RouteTarget:
         max_body_size=int(pick("max_body_size")),  # type: ignore[call-overload]
         ws_idle_timeout=pick("ws_idle_timeout").total_seconds(),  # type: ignore[attr-defined]
         ws_ping_interval=ping.total_seconds() if ping is not None else None,  # type: ignore[attr-defined]
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=pick("connect_timeout").total_seconds(),  # type: ignore[attr-defined]
+            sock_read=pick("read_timeout").total_seconds()),  # type: ignore[attr-defined]
+        origin=str(upstream.origin()),
     )
 
 
