@@ -16,6 +16,7 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.store.errors import StoreError
+from gateway.store.records import CertStatus
 from pki.ca import build_ca
 from pki.keys import generate_key
 from tests.gateway.conftest import HOST, Gateway, apps, craft_cert, register, write_pair
@@ -184,6 +185,47 @@ async def test_revocation_applies_within_a_second_on_open_connections(gateway: G
             return await get() == (403, "certificate-revoked")
 
         assert await gateway.wait_for(refused, timeout=1.0) <= 1.0
+
+
+def _get_over_tls(gateway: Gateway, ctx: ssl.SSLContext, session: ssl.SSLSession | None
+                  ) -> tuple[bool, ssl.SSLSession | None, bytes]:
+    """One HTTP/1.1 request on a fresh TLS connection, offering ``session`` to resume."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=HOST, session=session) as tls:
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}\r\nAccept: application/json\r\n"
+                    "Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+        return tls.session_reused, tls.session, data
+
+
+async def test_tls_session_resumption_skips_the_handshake_but_not_the_checks(
+        gateway: Gateway) -> None:
+    ctx = gateway.client_ssl("alice")  # sessions belong to the context that made them
+    reused, session, first = await asyncio.to_thread(_get_over_tls, gateway, ctx, None)
+    assert not reused and first.startswith(b"HTTP/1.1 200")
+    reused, _, second = await asyncio.to_thread(_get_over_tls, gateway, ctx, session)
+    assert reused, "a returning client must be able to skip the full handshake"
+    assert second.startswith(b"HTTP/1.1 200") and b'"X-Certgate-User": "alice"' in second
+    # A resumed session carries the certificate of the original handshake: revoking it
+    # must still refuse the next request made under that session.
+    store = await gateway.store()
+    try:
+        serial = (await store.list_certificates(user="alice"))[0].serial
+        await store.revoke_certificate(serial, reason="keyCompromise", at=datetime.now(UTC))
+    finally:
+        await store.close()
+
+    async def revoked_in_memory() -> bool:
+        state = gateway.runtime.index.revocation_of_serial(serial)
+        return state is not None and state[0] is CertStatus.REVOKED
+
+    await gateway.wait_for(revoked_in_memory)
+    reused, _, third = await asyncio.to_thread(_get_over_tls, gateway, ctx, session)
+    assert reused and third.startswith(b"HTTP/1.1 403") and b"certificate-revoked" in third
 
 
 @pytest.mark.parametrize(("change", "reason"), [("disable", "user-disabled"),

@@ -337,7 +337,45 @@ SCENARIOS = [
     Scenario("100 MiB download, 1 worker", "download", 1, 1),
     Scenario("10 MiB uploads c=4, 1 worker", "ab-upload", 4, 1),
     Scenario("WebSocket echo, 10 conns, 1 worker", "ws", 10, 1),
+    # Instructions per keep-alive request under callgrind: deterministic, so it shows
+    # a change of a few percent that the noisy req/s figures cannot. Lower is better.
+    Scenario("instructions/request (k, callgrind), 1 worker", "instructions", 10, 1),
 ]
+
+
+def measure_instructions(procs: Procs, cmd: list[str], port: int, pki: Pki, workdir: Path,
+                         requests: int = 2000) -> Result:
+    """Total instructions the server executes per request, all threads included, counted
+    by callgrind only while ``ab -n`` runs (start-up and warm-up are not counted)."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return Result("", "", note="valgrind not installed (apt-get install valgrind)")
+    out = workdir / f"callgrind-{port}.out"
+    proc = procs.start(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                        f"--callgrind-out-file={out}", *cmd], log=workdir / f"vg-{port}.log")
+    try:
+        wait_port(port, timeout=600)
+        ab = ["ab", "-q", "-k", "-c", "10", "-E", str(pki.client_pem), "-H", f"Host: {HOST}"]
+        url = f"https://127.0.0.1:{port}/"
+        subprocess.run([*ab, "-n", "300", url], capture_output=True, timeout=600)  # warm-up
+        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True,
+                       timeout=60)
+        run = subprocess.run([*ab, "-n", str(requests), url], capture_output=True, text=True,
+                             timeout=900)
+        subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], capture_output=True,
+                       timeout=60)
+    finally:
+        procs.stop(proc)
+    done = re.search(r"Complete requests:\s+(\d+)", run.stdout)
+    non2xx = re.search(r"Non-2xx responses:\s+(\d+)", run.stdout)
+    total = 0
+    for path in workdir.glob(out.name + "*"):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total = max(total, int(line.split()[1]))
+    if not done or not total:
+        return Result("", "", note=f"callgrind run failed; see {workdir}")
+    note = f"{non2xx.group(1)} non-2xx" if non2xx else ""
+    return Result("", "", rps=total / int(done.group(1)) / 1000, note=note)
 
 
 def measure(sc: Scenario, target: str, port: int, pid: int | None, pki: Pki, workdir: Path,
@@ -385,6 +423,9 @@ def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
             if only and sc.kind not in only and sc.name not in only:
                 continue
             for target in ("nginx", "bare", "certgate"):
+                if target == "nginx" and sc.kind == "instructions":
+                    results.append(Result(sc.name, target, note="not counted (C, no Python)"))
+                    continue
                 if target == "bare" and sc.kind == "ws":
                     results.append(Result(sc.name, target,
                                           note="the ~30-line bare proxy has no WebSocket pump"))
@@ -408,6 +449,13 @@ def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
                            "--listen", f"127.0.0.1:{port}",
                            "--admin-listen", f"127.0.0.1:{free_port()}",
                            "--workers", str(sc.workers)]
+                if sc.kind == "instructions":
+                    res = measure_instructions(procs, cmd, port, pki, workdir)
+                    res.scenario, res.target = sc.name, target
+                    results.append(res)
+                    print(f"  {sc.name:45s} {target:9s} {fmt(res.rps)} {res.note}",
+                          file=sys.stderr, flush=True)
+                    continue
                 proc = procs.start(cmd, log=workdir / f"{target}-{port}.log", port=port)
                 try:
                     time.sleep(0.3)  # let every worker of a multi-process server bind
@@ -456,10 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 s per measurement")
     parser.add_argument("--only", action="append",
                         help="scenario kind or name (ab-keepalive, ab-handshake, ab-upload, "
-                             "download, ws, micro); repeatable")
+                             "download, ws, instructions, micro); repeatable")
     parser.add_argument("--apps", type=int, default=50, help="apps in certgate's config")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--skip", action="append", default=[],
+                        help="scenario kind to leave out (e.g. instructions); repeatable")
     args = parser.parse_args(argv)
     for tool in ("ab", "curl", "openssl"):
         if shutil.which(tool) is None:
@@ -471,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
               "its column stays empty", file=sys.stderr)
     seconds = 2.0 if args.quick else args.seconds
     only = set(args.only) if args.only else None
+    if args.skip:
+        only = (only or {sc.kind for sc in SCENARIOS} | {"micro"}) - set(args.skip)
     workdir = Path(tempfile.mkdtemp(prefix="certgate-bench-"))
     results: list[Result] = []
     try:
