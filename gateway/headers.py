@@ -40,6 +40,12 @@ def _connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> fr
     return frozenset(tokens)
 
 
+def _hop_by_hop(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """The standard hop-by-hop names plus those this message names in ``Connection``."""
+    tokens = _connection_tokens(headers)
+    return HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
+
+
 def is_spoofable(name: str) -> bool:
     lower = name.lower()
     return lower in _SPOOFABLE_EXACT or lower.startswith(_SPOOFABLE_PREFIXES)
@@ -50,8 +56,7 @@ def upstream_request_headers(
     host_header: str, identity: Mapping[str, str], keep_upgrade: bool = False,
 ) -> CIMultiDict[str]:
     """Headers for the upstream request; identity headers are added last."""
-    tokens = _connection_tokens(incoming)
-    drop = HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
+    drop = _hop_by_hop(incoming)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         lower = name.lower()
@@ -103,8 +108,7 @@ class OriginRewriter:
 
 def client_response_headers(upstream: CIMultiDictProxy[str], *, rewriter: OriginRewriter
                             ) -> CIMultiDict[str]:
-    tokens = _connection_tokens(upstream)
-    drop = HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
+    drop = _hop_by_hop(upstream)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.items():
         lower = name.lower()
