@@ -79,16 +79,15 @@ def _route(app: AppConfig, prefix: str, **override: object) -> RouteTarget:
 
     upstream = URL(str(pick("upstream")))
     ping = pick("ws_ping_interval")
+    connect = pick("connect_timeout").total_seconds()  # type: ignore[attr-defined]
+    read = pick("read_timeout").total_seconds()  # type: ignore[attr-defined]
     return RouteTarget(
         app=app.name, prefix=prefix, upstream=upstream, websockets=bool(pick("websockets")),
-        connect_timeout=pick("connect_timeout").total_seconds(),  # type: ignore[attr-defined]
-        read_timeout=pick("read_timeout").total_seconds(),  # type: ignore[attr-defined]
+        connect_timeout=connect, read_timeout=read,
         max_body_size=int(pick("max_body_size")),  # type: ignore[call-overload]
         ws_idle_timeout=pick("ws_idle_timeout").total_seconds(),  # type: ignore[attr-defined]
         ws_ping_interval=ping.total_seconds() if ping is not None else None,  # type: ignore[attr-defined]
-        timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=pick("connect_timeout").total_seconds(),  # type: ignore[attr-defined]
-            sock_read=pick("read_timeout").total_seconds()),  # type: ignore[attr-defined]
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read),
         origin=str(upstream.origin()),
     )
 

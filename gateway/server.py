@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -117,11 +116,6 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, runtime.reload, config.file)
-        # Everything built so far (config, policy tables, the certificate index) lives
-        # as long as the process: move it out of the collector's way, so a full
-        # collection under load does not walk a million index entries.
-        gc.collect()
-        gc.freeze()
         runtime.ready = True
         print(f"certgate ready: public https://{', '.join(addresses['public'])} "
               f"admin http://{', '.join(addresses['admin'])}"
