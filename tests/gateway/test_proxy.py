@@ -394,6 +394,33 @@ async def test_websocket_echo_with_subprotocol_and_close_code(gateway: Gateway) 
         assert info.value.status == 400  # the upstream's answer, not a 101
 
 
+@apps(wiki={"ws_idle_timeout": "1s", "ws_ping_interval": 0.3})
+async def test_websocket_pings_and_idle_timeout(gateway: Gateway) -> None:
+    # Softphones sit silent between re-registrations: the gateway pings them at the
+    # configured interval, and closes with 1001 only after the idle timeout.
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(ssl=gateway.client_ssl("alice"))
+    async with aiohttp.ClientSession(connector=connector) as session, session.ws_connect(
+            gateway.url("/ws").replace("https", "wss"), headers={"Host": HOST},
+            server_hostname=HOST, autoping=False) as ws:
+        await ws.send_str("hello")
+        pings, echoed, started = 0, False, loop.time()
+        while True:
+            msg = await asyncio.wait_for(ws.receive(), 10)
+            if msg.type is aiohttp.WSMsgType.PING:
+                pings += 1
+                await ws.pong(msg.data)
+            elif msg.type is aiohttp.WSMsgType.TEXT:
+                echoed = msg.data == "echo:hello"
+                started = loop.time()
+            else:
+                break
+        idle = loop.time() - started
+    assert echoed and pings >= 2
+    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001, msg
+    assert 1.0 <= idle < 8.0
+
+
 async def test_websocket_is_closed_on_revocation(gateway: Gateway) -> None:
     connector = aiohttp.TCPConnector(ssl=gateway.client_ssl("alice"))
     async with aiohttp.ClientSession(connector=connector) as session, session.ws_connect(
