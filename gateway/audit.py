@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 from collections import deque
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +68,7 @@ class AuditWriter:
         self._wake = asyncio.Event()
         self.written = 0
         self._fd: int | None = None
+        self._lock = threading.Lock()
 
     def emit(self, record: AuditRecord) -> None:
         """Queue a record; never blocks. The deque is unbounded on purpose: memory
@@ -78,7 +80,12 @@ class AuditWriter:
     def _write(self, data: bytes) -> None:
         """Runs in a worker thread. Only ``os`` calls, which release the GIL, so the
         event loop keeps running while the disk works. The file stays open between
-        batches and is reopened when it was moved away (log rotation)."""
+        batches and is reopened when it was moved away (log rotation). The lock keeps
+        batches whole and in order when a shutdown flush overlaps a cancelled one."""
+        with self._lock:
+            self._write_locked(data)
+
+    def _write_locked(self, data: bytes) -> None:
         if self._fd is not None:
             try:
                 moved = os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
@@ -125,9 +132,13 @@ class AuditWriter:
 
     async def close(self) -> None:
         await self.flush()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        await asyncio.to_thread(self._close_file)
+
+    def _close_file(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def __len__(self) -> int:
         return len(self._queue)
