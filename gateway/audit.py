@@ -113,10 +113,8 @@ class AuditWriter:
                 # Put the batch back in front and retry later: nothing is lost.
                 log.error("cannot write the audit log %s: %s", self.path, exc)
                 self._queue.extendleft(reversed(records))
-                if self._fd is not None:
-                    with contextlib.suppress(OSError):
-                        os.close(self._fd)
-                    self._fd = None
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(self._close_file)  # reopen on the retry
                 raise
             self.written += len(records)
 
