@@ -62,12 +62,13 @@ class CertificateAuthority:
 
 
 def new_serial() -> int:
-    """A random positive serial with 126 bits of entropy.
+    """A random positive 128-bit serial: the top bit set, 127 random bits below it.
 
     RFC 5280 caps serials at 20 octets and CA/B guidance asks for >= 64 random
-    bits; setting bit 126 keeps the encoding a fixed 16 octets and never zero.
+    bits; the fixed top bit keeps every serial 128 bits long (17 DER octets with
+    the sign byte) and never zero.
     """
-    return secrets.randbits(126) | (1 << 126)
+    return (1 << 127) | secrets.randbits(127)
 
 
 # SHA-256 for both key types: P-256 pairs with it, and RSA-3072 gains nothing

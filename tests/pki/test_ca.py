@@ -217,7 +217,7 @@ def test_load_ca_missing_dir_is_a_clear_error(tmp_path: Path) -> None:
 def test_new_serial_is_positive_bounded_and_distinct(_: int) -> None:
     serials = {new_serial() for _ in range(200)}
     assert len(serials) == 200
-    assert all(2**126 <= s < 2**127 for s in serials)
+    assert all(2**127 <= s < 2**128 for s in serials)
 
 
 def test_not_before_allows_clock_skew(ca_files: CaFiles) -> None:
