@@ -23,14 +23,12 @@ class RouteTarget:
     prefix: str
     upstream: URL
     websockets: bool
-    connect_timeout: float
-    read_timeout: float
     max_body_size: int
     ws_idle_timeout: float
     ws_ping_interval: float | None
-    # Built once here rather than on every request.
-    timeout: aiohttp.ClientTimeout = field(compare=False, repr=False)
-    origin: str = field(compare=False, repr=False)  # "http://10.0.0.5:8080", no slash
+    # Connect and read timeouts, built once here rather than on every request.
+    timeout: aiohttp.ClientTimeout
+    origin: str  # "http://10.0.0.5:8080", no slash
 
     def matches(self, path: str) -> bool:
         p = self.prefix
@@ -79,15 +77,15 @@ def _route(app: AppConfig, prefix: str, **override: object) -> RouteTarget:
 
     upstream = URL(str(pick("upstream")))
     ping = pick("ws_ping_interval")
-    connect = pick("connect_timeout").total_seconds()  # type: ignore[attr-defined]
-    read = pick("read_timeout").total_seconds()  # type: ignore[attr-defined]
     return RouteTarget(
         app=app.name, prefix=prefix, upstream=upstream, websockets=bool(pick("websockets")),
-        connect_timeout=connect, read_timeout=read,
         max_body_size=int(pick("max_body_size")),  # type: ignore[call-overload]
         ws_idle_timeout=pick("ws_idle_timeout").total_seconds(),  # type: ignore[attr-defined]
         ws_ping_interval=ping.total_seconds() if ping is not None else None,  # type: ignore[attr-defined]
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read),
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=pick("connect_timeout").total_seconds(),  # type: ignore[attr-defined]
+            sock_read=pick("read_timeout").total_seconds()),  # type: ignore[attr-defined]
         origin=str(upstream.origin()),
     )
 
