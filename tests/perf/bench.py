@@ -452,16 +452,13 @@ def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
                 if sc.kind == "instructions":
                     res = measure_instructions(procs, cmd, port, pki, workdir)
                     res.scenario, res.target = sc.name, target
-                    results.append(res)
-                    print(f"  {sc.name:45s} {target:9s} {fmt(res.rps)} {res.note}",
-                          file=sys.stderr, flush=True)
-                    continue
-                proc = procs.start(cmd, log=workdir / f"{target}-{port}.log", port=port)
-                try:
-                    time.sleep(0.3)  # let every worker of a multi-process server bind
-                    res = measure(sc, target, port, proc.pid, pki, workdir, seconds)
-                finally:
-                    procs.stop(proc)
+                else:
+                    proc = procs.start(cmd, log=workdir / f"{target}-{port}.log", port=port)
+                    try:
+                        time.sleep(0.3)  # let every worker of a multi-process server bind
+                        res = measure(sc, target, port, proc.pid, pki, workdir, seconds)
+                    finally:
+                        procs.stop(proc)
                 results.append(res)
                 print(f"  {sc.name:45s} {target:9s} "
                       f"{fmt(res.rps)} {fmt(res.p50_ms)} {fmt(res.p99_ms)} {res.note}",
