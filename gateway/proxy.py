@@ -22,7 +22,7 @@ from aiohttp import web
 from gateway.forward import ForwardError, forward_http, forward_websocket, is_websocket_upgrade
 from gateway.identity import Identity
 from gateway.pages import help_page, jwks, new_reference, refusal, whoami
-from gateway.paths import AmbiguousPathError, normalise_path
+from gateway.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
 from gateway.runtime import RUNTIME
 from gateway.tls import peer_certificate_pem_quoted, peer_fingerprint, sni_hostname
 from policies.engine import evaluate
@@ -84,10 +84,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if not isinstance(resolved, Reason):
             identity = resolved
 
-        # 2. Path: one normal form, judged and forwarded alike.
+        # 2. Path: one normal form, judged and forwarded alike, read the way the
+        #    app's server reads paths (the Host picks the app; SNI is checked below).
+        host = _host(request)
+        public_port = _local_port(request)
+        app = state.router.app_for(host, public_port)
         raw_path, _, query = request.raw_path.partition("?")
         try:
-            path = normalise_path(raw_path)
+            path = normalise_path(raw_path, app.path_rules if app is not None else STRICT)
         except AmbiguousPathError:
             return refuse(400, Reason.BAD_PATH)
         out.path = path
@@ -99,7 +103,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
         assert identity is not None
 
         # 3. Route: the Host must be the name the TLS connection was opened for.
-        host = _host(request)
         sni = sni_hostname(request.transport)
         if sni is not None and sni != host:
             return refuse(421, Reason.HOST_MISMATCH)
@@ -107,15 +110,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
             builtin = _builtin(request, path, identity, reference)
             out.status, out.decision, out.reason = builtin.status, "allow", "builtin"
             return builtin
-        public_port = _local_port(request)
-        app = state.router.app_for(host, public_port)
         if app is None:
             return refuse(404, Reason.UNKNOWN_HOST)
         out.app = app.name
 
-        # 4. Policy: pure, in memory.
+        # 4. Policy: pure, in memory, on the path without ';' parameters.
         decision = evaluate(state.policy_set, AccessRequest(
-            host=host, method=request.method, path=path, user=identity.user,
+            host=host, method=request.method, path=judged_path(path), user=identity.user,
             groups=identity.groups, source_ip=_source_ip(request.remote), now=now, mfa_at=None))
         out.rule = decision.rule
         if decision.effect is Effect.NEED_MFA:

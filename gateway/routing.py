@@ -15,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from gateway.config import AppConfig
+from gateway.paths import PathRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class AppTarget:
     config: AppConfig
     ports: frozenset[int]
     routes: tuple[RouteTarget, ...]  # longest prefix first, the app default last
+    path_rules: PathRules
     # Per-(host, port) response header rewriters, filled by gateway.forward on use.
     rewriters: dict[tuple[str, int], Any] = field(default_factory=dict, compare=False,
                                                   repr=False)
@@ -96,7 +98,13 @@ def build_app_target(app: AppConfig) -> AppTarget:
         for r in sorted(app.routes, key=lambda r: len(r.path), reverse=True)
     ]
     routes.append(_route(app, "/"))
-    return AppTarget(app, frozenset(app.ports), tuple(routes))
+    return AppTarget(app, frozenset(app.ports), tuple(routes), path_rules_for(app))
+
+
+def path_rules_for(app: AppConfig) -> PathRules:
+    """How the app's server reads paths, from its ``path_parameters``/``path_case`` keys."""
+    return PathRules(parameters=app.path_parameters == "allow",
+                     windows=app.path_case == "insensitive")
 
 
 class Router:

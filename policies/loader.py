@@ -33,8 +33,11 @@ class PolicyError(SourceError):
     """Policies that cannot be compiled; ``issues`` name file, line and key."""
 
 
-def compile_paths(patterns: Sequence[str]) -> PathMatcher:
-    """Prefix patterns match on a segment boundary; ``*`` is a glob that may cross '/'."""
+def compile_paths(patterns: Sequence[str], *, ignore_case: bool = False) -> PathMatcher:
+    """Prefix patterns match on a segment boundary; ``*`` is a glob that may cross '/'.
+
+    ``ignore_case`` is for apps whose server reads ``/ADMIN`` as ``/admin``.
+    """
     parts: list[str] = []
     for pattern in patterns:
         if "*" in pattern:
@@ -44,21 +47,23 @@ def compile_paths(patterns: Sequence[str]) -> PathMatcher:
             parts.append("/")
         else:
             parts.append(re.escape(pattern.rstrip("/")) + r"(?:/|\Z)")
-    return PathMatcher(tuple(patterns), re.compile("|".join(f"(?:{p})" for p in parts)))
+    flags = re.IGNORECASE if ignore_case else 0
+    return PathMatcher(tuple(patterns), re.compile("|".join(f"(?:{p})" for p in parts), flags))
 
 
 def _window(spec: HoursSpec) -> TimeWindow:
     return TimeWindow(parse_days(spec.days), spec.start, spec.end, ZoneInfo(spec.tz))
 
 
-def _rule(rule_id: str, spec: RuleSpec) -> Rule:
+def _rule(rule_id: str, spec: RuleSpec, *, ignore_case: bool) -> Rule:
     return Rule(
         id=rule_id,
         everyone=spec.everyone,
         users=frozenset(spec.users) if spec.users is not None else None,
         groups=frozenset(spec.groups) if spec.groups is not None else None,
         methods=frozenset(spec.methods) if spec.methods is not None else None,
-        paths=compile_paths(spec.paths) if spec.paths is not None else None,
+        paths=compile_paths(spec.paths, ignore_case=ignore_case)
+        if spec.paths is not None else None,
         networks=tuple(ipaddress.ip_network(n) for n in spec.source_networks)
         if spec.source_networks is not None else None,
         hours=_window(spec.hours) if spec.hours is not None else None,
@@ -66,11 +71,14 @@ def _rule(rule_id: str, spec: RuleSpec) -> Rule:
 
 
 def build_app_policy(spec: AppPolicySpec) -> AppPolicy:
+    fold = spec.path_case == "insensitive"
     return AppPolicy(
         name=spec.name,
         host=spec.host,
-        allow=tuple(_rule(f"{spec.name}.allow[{i}]", r) for i, r in enumerate(spec.allow)),
-        deny=tuple(_rule(f"{spec.name}.deny[{i}]", r) for i, r in enumerate(spec.deny)),
+        allow=tuple(_rule(f"{spec.name}.allow[{i}]", r, ignore_case=fold)
+                    for i, r in enumerate(spec.allow)),
+        deny=tuple(_rule(f"{spec.name}.deny[{i}]", r, ignore_case=fold)
+                   for i, r in enumerate(spec.deny)),
         mfa_required=spec.mfa == "required",
         mfa_max_age=spec.mfa_max_age,
     )

@@ -198,6 +198,11 @@ class AppPolicySpec(_Spec):
     deny: tuple[RuleSpec, ...] = ()
     mfa: Literal["none", "required"] = "none"
     mfa_max_age: OptionalDuration = None
+    # How the app's server reads paths, so the policy judges what it will route:
+    # "allow" accepts ';' parameters (judged without them); "insensitive" matches
+    # path rules regardless of case (IIS and other Windows servers).
+    path_parameters: Literal["refuse", "allow"] = "refuse"
+    path_case: Literal["sensitive", "insensitive"] = "sensitive"
 
     @field_validator("name")
     @classmethod

@@ -11,7 +11,8 @@ import click
 
 from gateway.cli.common import CliContext, CliError, echo_json, run
 from gateway.config import ConfigError, load_config
-from gateway.paths import AmbiguousPathError, normalise_path
+from gateway.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
+from gateway.routing import path_rules_for
 from policies.engine import evaluate
 from policies.explain import decision_to_json, explain_lines
 from policies.model import AccessRequest
@@ -61,8 +62,11 @@ def explain(obj: CliContext, user: str, url: str, method: str, source_ip: str, a
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise click.BadParameter("must be an https:// URL with a host", param_hint="--url")
+    config = obj.config
+    app = next((a for a in config.apps if a.host == parts.hostname.lower()), None)
     try:
-        path = normalise_path(parts.path or "/")
+        path = judged_path(normalise_path(
+            parts.path or "/", path_rules_for(app) if app else STRICT))
     except AmbiguousPathError as exc:
         raise CliError(f"the gateway refuses this path with 400: {exc}") from None
     try:
@@ -76,7 +80,6 @@ def explain(obj: CliContext, user: str, url: str, method: str, source_ip: str, a
         raise click.BadParameter(f"'{at}' is not an ISO 8601 time", param_hint="--at") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    config = obj.config
 
     async def groups() -> tuple[str, ...]:
         async with obj.store() as store:

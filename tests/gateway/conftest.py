@@ -51,6 +51,14 @@ def app_configs(upstream: str, **extra: Any) -> list[dict[str, Any]]:
          "allow": [{"groups": ["staff"]}], "mfa": "required"},
         {"name": "local", "host": "local.test", "upstream": upstream,
          "allow": [{"groups": ["staff"], "methods": ["GET"], "source_networks": ["127.0.0.0/8"]}]},
+        # Apps whose servers read paths their own way (servlet matrix parameters, IIS).
+        {"name": "servlet", "host": "servlet.test", "upstream": upstream,
+         "path_parameters": "allow", "allow": [{"groups": ["staff"]}],
+         "deny": [{"paths": ["/admin"]}]},
+        {"name": "iis", "host": "iis.test", "upstream": upstream, "path_case": "insensitive",
+         "allow": [{"groups": ["staff"]}], "deny": [{"paths": ["/admin"]}]},
+        {"name": "portal", "host": "portal.test", "upstream": upstream,
+         "allow": [{"groups": ["staff"], "paths": ["/public"]}]},
     ]
     for app in apps:
         app.update(extra.get(app["name"], {}))
@@ -174,7 +182,8 @@ async def register(gw: Gateway, cert: x509.Certificate, user: str) -> None:
 def prepare_data_dir(tmp_path: Path) -> tuple[Path, dict[str, tuple[Path, Path]]]:
     """`certgate init`, four users and a certificate each, as an admin would do it."""
     data_dir = tmp_path / "gw"
-    names = [HOST, "pbx.test", "ops.test", "secure.test", "local.test", "nope.test", "127.0.0.1"]
+    names = [HOST, "pbx.test", "ops.test", "secure.test", "local.test", "nope.test", "127.0.0.1",
+             "servlet.test", "iis.test", "portal.test"]
     cli("init", "--data-dir", str(data_dir), *[a for n in names for a in ("--hostname", n)],
         "--no-ca-passphrase")
     config_path = data_dir / "certgate.yaml"

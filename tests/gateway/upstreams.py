@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web
 
@@ -25,9 +26,28 @@ class Seen:
         return self.requests[-1]
 
 
+def servlet_path(raw_path: str) -> str:
+    """The path a servlet container (Tomcat, Jetty) routes for ``raw_path``.
+
+    Like them: strip ';' parameters from every segment, then percent-decode, then
+    resolve dot segments. ``/admin;x/secret`` and ``/public/..;/admin`` both route
+    into ``/admin``.
+    """
+    segments = [s.split(";", 1)[0] for s in raw_path.split("?", 1)[0].split("/")]
+    out: list[str] = []
+    for segment in unquote("/".join(segments)).split("/")[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment not in (".", ""):
+            out.append(segment)
+    return "/" + "/".join(out)
+
+
 def upstream_app(seen: Seen) -> web.Application:
     async def echo(request: web.Request) -> web.Response:
         seen.requests.append({"path": request.raw_path, "method": request.method,
+                              "routed": servlet_path(request.raw_path),
                               "headers": dict(request.headers)})
         return web.json_response(seen.last)
 

@@ -64,3 +64,13 @@ def test_load_policies_ignores_gateway_keys(tmp_path: Path) -> None:
 ])
 def test_path_patterns(patterns: list[str], path: str, matches: bool) -> None:
     assert compile_paths(patterns).matches(path) is matches
+
+
+@pytest.mark.parametrize(("path", "sensitive", "insensitive"), [
+    ("/ADMIN/x", False, True), ("/Admin", False, True), ("/admin", True, True),
+    ("/adminx", False, False),
+])
+def test_path_patterns_for_case_insensitive_servers(path: str, sensitive: bool,
+                                                    insensitive: bool) -> None:
+    assert compile_paths(["/admin"]).matches(path) is sensitive
+    assert compile_paths(["/admin"], ignore_case=True).matches(path) is insensitive

@@ -56,3 +56,18 @@ def test_explain_refusals(cg: Certgate) -> None:
     assert result.code == 2 and "must be an https:// URL" in result.err
     result = cg("policy", "explain", "--user", "x", "--url", "https://x.test/a%2fb")
     assert result.code == 1 and "refuses this path with 400" in result.err
+
+
+def test_explain_reads_paths_as_the_app_does(cg: Certgate) -> None:
+    with_apps(cg)
+    cg.ok("user", "add", "carol", "--group", "pbx-admins")
+    url = "https://pbx.example.test/admin/config/backup;v=1/x.tgz"
+    result = cg("policy", "explain", "--user", "carol", "--url", url, "--source-ip", "192.0.2.7")
+    assert result.code == 1 and "';' parameters" in result.err
+    data = yaml.safe_load(cg.config.read_text())
+    data["apps"][0]["path_parameters"] = "allow"
+    cg.config.write_text(yaml.safe_dump(data, sort_keys=False))
+    data = cg.ok("policy", "explain", "--user", "carol", "--url", url, "--source-ip",
+                 "192.0.2.7", "--json").json()
+    assert (data["decision"], data["rule"], data["request"]["path"]) == (
+        "deny", "pbx-admin.deny[0]", "/admin/config/backup/x.tgz")

@@ -1,0 +1,112 @@
+"""Hostile requests against a real gateway and a real upstream, as one table.
+
+Every row is sent byte for byte over TLS with a valid client certificate, so no
+client library tidies the request first. The upstream records what it received and
+the path a servlet container (Tomcat, Jetty) would route it to; a row passes when
+the gateway refused it with the stated status and reason and the upstream saw
+nothing, or when the upstream received exactly the stated path and would route it
+where the policy judged. Add a row for every new trick; none may regress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tests.gateway.conftest import Gateway
+
+
+@dataclass(frozen=True)
+class Row:
+    host: str
+    target: str
+    status: int
+    # For refusals: the reason code. For 200: the path the upstream received.
+    expect: str
+    routed: str | None = None  # for 200: where a servlet container routes it
+
+
+ROWS: list[Row] = [
+    # ';' path parameters: refused unless the app opts in.
+    Row("wiki.test", "/admin;x/secret", 400, "ambiguous-path"),
+    Row("wiki.test", "/admin;jsessionid=ABC/secret", 400, "ambiguous-path"),
+    Row("wiki.test", "/admin%3bx/secret", 400, "ambiguous-path"),
+    Row("wiki.test", "/docs;v=1", 400, "ambiguous-path"),
+    Row("portal.test", "/public/..;/private", 400, "ambiguous-path"),
+    Row("portal.test", "/public/x", 200, "/public/x", "/public/x"),
+    Row("portal.test", "/private", 403, "no-matching-allow-rule"),
+    # An app that accepts matrix parameters: judged without them, as its server routes.
+    Row("servlet.test", "/admin;x/secret", 403, "denied-by-rule"),
+    Row("servlet.test", "/admin;jsessionid=ABC/secret", 403, "denied-by-rule"),
+    Row("servlet.test", "/public/..;/admin", 403, "denied-by-rule"),
+    Row("servlet.test", "/;x/admin", 403, "denied-by-rule"),
+    Row("servlet.test", "/.;x/admin/", 403, "denied-by-rule"),
+    Row("servlet.test", "/docs;v=1/page", 200, "/docs;v=1/page", "/docs/page"),
+    Row("servlet.test", "/docs/..;x/page", 200, "/page", "/page"),
+    # Encodings a second decoder would read differently.
+    Row("wiki.test", "/%c0%ae%c0%ae/admin", 400, "ambiguous-path"),
+    Row("wiki.test", "/docs/%c0%ae%c0%ae/admin", 400, "ambiguous-path"),
+    Row("wiki.test", "/docs/%ed%a0%80", 400, "ambiguous-path"),  # a UTF-16 surrogate
+    Row("wiki.test", "/docs/%ff", 400, "ambiguous-path"),
+    Row("wiki.test", "/%252e%252e/admin", 400, "ambiguous-path"),
+    Row("wiki.test", "/docs/%252fadmin", 400, "ambiguous-path"),
+    Row("wiki.test", "/caf%c3%a9", 200, "/caf%C3%A9", "/café"),
+    # Case and trailing dots: only a case-insensitive server reads /ADMIN as /admin.
+    Row("iis.test", "/ADMIN/x", 403, "denied-by-rule"),
+    Row("iis.test", "/Admin", 403, "denied-by-rule"),
+    Row("iis.test", "/admin./x", 400, "ambiguous-path"),
+    Row("iis.test", "/admin%20/x", 400, "ambiguous-path"),
+    Row("iis.test", "/docs/x", 200, "/docs/x", "/docs/x"),
+    Row("wiki.test", "/ADMIN/x", 200, "/ADMIN/x", "/ADMIN/x"),
+    # Tricks that already held: dot segments, encoded slashes, backslashes, NUL.
+    Row("wiki.test", "/a/../admin", 403, "denied-by-rule"),
+    Row("wiki.test", "/a/%2e%2e/admin", 403, "denied-by-rule"),
+    Row("wiki.test", "/%2e%2e/admin", 400, "ambiguous-path"),
+    Row("wiki.test", "//admin", 403, "denied-by-rule"),
+    Row("wiki.test", "/docs%2fadmin", 400, "ambiguous-path"),
+    Row("wiki.test", "/docs%5cadmin", 400, "ambiguous-path"),
+    Row("wiki.test", "/docs\\..\\admin", 400, "ambiguous-path"),
+    Row("wiki.test", "/docs%00", 400, "ambiguous-path"),
+    Row("wiki.test", "/a/../docs", 200, "/docs", "/docs"),
+]
+
+
+async def send_raw(gw: Gateway, host: str, target: str, *, user: str = "alice",
+                   extra: str = "") -> tuple[int, dict[str, Any]]:
+    """One request, byte for byte, on its own TLS connection; the status and JSON body."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", gw.port, ssl=gw.client_ssl(user), server_hostname=host)
+    try:
+        writer.write((f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n"
+                      f"{extra}Connection: close\r\n\r\n").encode("latin-1"))
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        data = {"raw": body.decode("latin-1")}
+    return status, data
+
+
+async def test_hostile_requests(gateway: Gateway) -> None:
+    failures: list[str] = []
+    for row in ROWS:
+        before = len(gateway.seen.requests)
+        status, body = await send_raw(gateway, row.host, row.target)
+        reached = gateway.seen.requests[before:]
+        if row.status == 200:
+            got: tuple[Any, ...] = (status, reached[0]["path"] if reached else None,
+                                    reached[0]["routed"] if reached else None)
+            want: tuple[Any, ...] = (200, row.expect, row.routed)
+        else:
+            got = (status, body.get("error"), len(reached))
+            want = (row.status, row.expect, 0)
+        if got != want:
+            failures.append(f"{row.host}{row.target}: got {got}, want {want}")
+    assert not failures, "\n".join(failures)
