@@ -1,19 +1,23 @@
 """certgate's gateway: the part that runs.
 
 It wires the pure packages together: ``policies`` decides, ``pki`` builds
-certificates and revocation data, and this package does all the I/O.
+certificates and revocation data, and this package does all the I/O. The top
+level holds wiring only; each capability is a sub-package whose docstring says
+what it owns and what it must not do.
 
-- ``config``   the one frozen, validated ``Config``; nothing else reads the config file
-- ``store/``   SQLAlchemy models, Alembic migrations, the async ``Store`` (never on the
-               per-request path)
-- ``tls``, ``identity``   server TLS context; the in-memory certificate index
-- ``paths``, ``headers``, ``routing``, ``upstream``, ``forward``   path normalisation,
-               header hygiene, host/route tables, upstream pools, streaming forwarding
-- ``proxy``    the one request story: identity -> route -> policy -> forward -> audit
-- ``pages``, ``assertion``, ``audit``, ``events``   refusal pages, signed JWT assertions,
-               the audit writer, the change feed that keeps memory in step with the database
-- ``app``, ``server``   aiohttp application assembly, listeners, workers, reload
-- ``cli/``     the ``certgate`` command, one module per noun
+- ``config``, ``runtime``, ``server``   the validated ``Config``; the swappable
+               ``State`` and the long-lived parts; listeners, workers, reload, drain
+- ``http/``     the request path: proxy story, paths, headers, routing, forwarding,
+               pages, TLS, the public and PKI applications
+- ``identity/`` the in-memory certificate index and the change-feed follower
+- ``auth/``     passwords and the signed assertion for upstreams
+- ``audit/``    the audit record and its writer
+- ``ops/``      metrics and the admin listener (health, readiness)
+- ``manage/``   the admin's use-cases, shared by the CLI and the console
+- ``store/``    SQLAlchemy tables, Alembic migrations, the async ``Store``
+- ``cli/``      the ``certgate`` command: parse, call ``manage/``, print
+- ``demo/``     the sample upstreams of ``certgate demo``
 
-Nothing here may block the event loop on the per-request path.
+Dependency rule: nothing imports ``cli``; ``http`` never imports ``store``.
+Nothing may block the event loop on the per-request path.
 """

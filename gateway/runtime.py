@@ -21,16 +21,16 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.assertion import AssertionSigner
-from gateway.audit import AuditRecord, AuditWriter
+from gateway.audit.writer import AuditRecord, AuditWriter
+from gateway.auth.assertion import AssertionSigner
 from gateway.config import Config, load_config
-from gateway.events import EventFollower
-from gateway.forward import WebSocketRegistry
-from gateway.identity import CertificateIndex, Identity
-from gateway.metrics import Metrics
-from gateway.routing import Router
+from gateway.http.forward import WebSocketRegistry
+from gateway.http.routing import Router
+from gateway.http.upstream import UpstreamPool
+from gateway.identity.follower import EventFollower
+from gateway.identity.index import CertificateIndex, Identity
+from gateway.ops.metrics import Metrics
 from gateway.store.store import Store
-from gateway.upstream import UpstreamPool
 from policies.model import PolicySet
 
 log = logging.getLogger("certgate")

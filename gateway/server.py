@@ -21,14 +21,15 @@ from datetime import UTC, datetime
 from aiohttp import web
 from cryptography import x509
 
-from gateway.app import create_admin_app, create_public_app
-from gateway.ca_access import PASSPHRASE_ENV, ca_passphrase
 from gateway.config import Config, HostPort
-from gateway.crlpub import publish_crl
-from gateway.pkiweb import create_pki_app
+from gateway.http.app import create_public_app
+from gateway.http.pkiweb import create_pki_app
+from gateway.http.tls import build_server_context
+from gateway.manage.ca import PASSPHRASE_ENV, ca_passphrase
+from gateway.manage.crl import publish_crl
+from gateway.ops.health import create_admin_app
 from gateway.runtime import Runtime
 from gateway.store.errors import StoreError
-from gateway.tls import build_server_context
 from pki.ca import load_ca
 from pki.keys import PkiError
 

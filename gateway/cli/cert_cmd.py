@@ -16,10 +16,10 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.ca_access import load_online_ca
 from gateway.cli.common import CliContext, CliError, echo_json, echo_table, now, run, warn
 from gateway.config import Config
-from gateway.crlpub import publish_crl
+from gateway.manage.ca import load_online_ca
+from gateway.manage.crl import publish_crl
 from gateway.store.db import serial_from_text, serial_hex
 from gateway.store.records import CertRecord, CertStatus, UserRecord
 from gateway.store.store import Store

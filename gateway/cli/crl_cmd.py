@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.cli.cert_cmd import _ca
 from gateway.cli.common import CliContext, CliError, now, run
-from gateway.crlpub import publish_crl
+from gateway.manage.crl import publish_crl
 from pki.keys import write_public_file
 
 _EPILOG = """\b

@@ -83,7 +83,7 @@ def _write_apps(config: Path, port: int, intranet: int, echo: int) -> None:
               help="Public TLS port of the demo gateway (0: any free port).")
 def demo(data_dir: Path, port: int) -> None:
     """Run a complete demo: CA, user, certificate, two sample apps and the gateway."""
-    from gateway.demo_apps import echo_app, intranet_app
+    from gateway.demo.apps import echo_app, intranet_app
     from gateway.server import _run_loop, run_server
 
     data_dir = data_dir.resolve()

@@ -16,10 +16,10 @@ from pathlib import Path
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.assertion import generate_assertion_key
+from gateway.auth.assertion import generate_assertion_key
 from gateway.cli.common import CliError, now, read_secret_argument, run, warn
 from gateway.config import HostPort, load_config
-from gateway.crlpub import publish_crl
+from gateway.manage.crl import publish_crl
 from gateway.store.store import Store
 from pki.ca import (
     CA_FILES,

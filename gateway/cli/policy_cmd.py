@@ -11,8 +11,8 @@ import click
 
 from gateway.cli.common import CliContext, CliError, echo_json, run
 from gateway.config import ConfigError, load_config
-from gateway.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
-from gateway.routing import path_rules_for
+from gateway.http.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
+from gateway.http.routing import path_rules_for
 from policies.engine import evaluate
 from policies.explain import decision_to_json, explain_lines
 from policies.model import AccessRequest

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from gateway.auth.passwords import WeakPasswordError, hash_password
 from gateway.cli.common import (
     CliContext,
     CliError,
@@ -20,7 +21,6 @@ from gateway.cli.common import (
     read_secret_argument,
     run,
 )
-from gateway.passwords import WeakPasswordError, hash_password
 from gateway.store.records import UserRecord
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.identity import CertificateIndex
+from gateway.identity.index import CertificateIndex
 from gateway.store.records import CertRecord, CertStatus, IdentitySnapshot, UserRecord
 from policies.engine import evaluate
 from policies.loader import build_policy_set

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.passwords import verify_password
+from gateway.auth.passwords import verify_password
 from tests.gateway.cli.conftest import Certgate
 
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from gateway.identity import CertificateIndex
+from gateway.identity.index import CertificateIndex
 from gateway.store.errors import NotFoundError, StoreError
 from gateway.store.store import Store
 

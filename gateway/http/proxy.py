@@ -19,12 +19,12 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from aiohttp import web
 
-from gateway.forward import ForwardError, forward_http, forward_websocket, is_websocket_upgrade
-from gateway.identity import Identity
-from gateway.pages import help_page, jwks, new_reference, refusal, whoami
-from gateway.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
+from gateway.http.forward import ForwardError, forward_http, forward_websocket, is_websocket_upgrade
+from gateway.http.pages import help_page, jwks, new_reference, refusal, whoami
+from gateway.http.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
+from gateway.http.tls import peer_certificate_pem_quoted, peer_fingerprint, sni_hostname
+from gateway.identity.index import Identity
 from gateway.runtime import RUNTIME
-from gateway.tls import peer_certificate_pem_quoted, peer_fingerprint, sni_hostname
 from policies.engine import evaluate
 from policies.model import AccessRequest, Effect, Reason
 

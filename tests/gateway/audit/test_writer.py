@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit import AuditRecord, AuditWriter
+from gateway.audit.writer import AuditRecord, AuditWriter
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -1,5 +1,6 @@
-"""The three aiohttp applications: public (TLS, every app host), admin, PKI publication.
+"""The admin listener's application: ``/healthz``, ``/readyz``, ``/metrics``, ``/jwks.json``.
 
+Loopback by default; nothing here is ever served on the public listener.
 No singletons: the ``Runtime`` is stored under a typed ``AppKey``.
 """
 
@@ -7,24 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.proxy import handle
 from gateway.runtime import RUNTIME, Runtime
-
-HSTS = "max-age=31536000"
-
-
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("Strict-Transport-Security", HSTS)
-
-
-def create_public_app(runtime: Runtime) -> web.Application:
-    # client_max_size only limits request.read()/post(); proxied bodies stream and
-    # are limited per route by max_body_size instead.
-    app = web.Application(client_max_size=1024 * 1024)
-    app[RUNTIME] = runtime
-    app.router.add_route("*", "/{tail:.*}", handle)
-    app.on_response_prepare.append(_security_headers)
-    return app
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.paths import (
+from gateway.http.paths import (
     STRICT,
     AmbiguousPathError,
     PathRules,

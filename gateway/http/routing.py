@@ -15,7 +15,7 @@ import aiohttp
 from yarl import URL
 
 from gateway.config import AppConfig
-from gateway.paths import PathRules
+from gateway.http.paths import PathRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class AppTarget:
     ports: frozenset[int]
     routes: tuple[RouteTarget, ...]  # longest prefix first, the app default last
     path_rules: PathRules
-    # Per-(host, port) response header rewriters, filled by gateway.forward on use.
+    # Per-(host, port) response header rewriters, filled by gateway.http.forward on use.
     rewriters: dict[tuple[str, int], Any] = field(default_factory=dict, compare=False,
                                                   repr=False)
 

@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from gateway.identity import Identity
+from gateway.identity.index import Identity
 from policies.model import Reason, describe
 
 _ENV = jinja2.Environment(

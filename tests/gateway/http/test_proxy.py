@@ -16,7 +16,6 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.store.errors import StoreError
-from gateway.store.records import CertStatus
 from pki.ca import build_ca
 from pki.keys import generate_key
 from tests.gateway.conftest import HOST, Gateway, apps, craft_cert, register, write_pair
@@ -161,7 +160,7 @@ async def test_expiry_is_checked_per_request_on_keep_alive(gateway: Gateway,
 
 
 async def _ready_for(gateway: Gateway, serial: int) -> bool:
-    return gateway.runtime.index.revocation_of_serial(serial) is not None
+    return gateway.runtime.index.ocsp_status(serial).state != "unknown"
 
 
 async def test_revocation_applies_within_a_second_on_open_connections(gateway: Gateway) -> None:
@@ -220,8 +219,7 @@ async def test_tls_session_resumption_skips_the_handshake_but_not_the_checks(
         await store.close()
 
     async def revoked_in_memory() -> bool:
-        state = gateway.runtime.index.revocation_of_serial(serial)
-        return state is not None and state[0] is CertStatus.REVOKED
+        return gateway.runtime.index.ocsp_status(serial).state == "revoked"
 
     await gateway.wait_for(revoked_in_memory)
     reused, _, third = await asyncio.to_thread(_get_over_tls, gateway, ctx, session)

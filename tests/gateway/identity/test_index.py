@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.identity import CertificateIndex, Identity
+from gateway.identity.index import CertificateIndex, Identity
 from gateway.store.records import CertRecord, CertStatus, IdentitySnapshot, UserRecord
+from pki.ocsp import OcspStatus
 from policies.model import Reason
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -48,6 +49,7 @@ def test_valid_identity_and_live_updates() -> None:
     assert built.resolve("f" * 64, NOW).groups == frozenset({"ops"})  # type: ignore[union-attr]
     assert built.apply_certificate(7, replace(CERT, status=CertStatus.REVOKED)) == {"f" * 64}
     assert built.resolve("f" * 64, NOW) is Reason.CERT_REVOKED
-    assert built.revocation_of_serial(7) == (CertStatus.REVOKED, None, None)
+    assert built.ocsp_status(7) == OcspStatus("revoked", None, None)
+    assert built.ocsp_status(8) == OcspStatus("unknown")
     assert built.apply_certificate(7, None) == {"f" * 64}
     assert built.resolve("f" * 64, NOW) is Reason.UNKNOWN_CERTIFICATE and len(built) == 0

@@ -20,9 +20,9 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from yarl import URL
 
-from gateway.headers import OriginRewriter, client_response_headers, upstream_request_headers
-from gateway.routing import AppTarget, RouteTarget
-from gateway.upstream import UpstreamPool
+from gateway.http.headers import OriginRewriter, client_response_headers, upstream_request_headers
+from gateway.http.routing import AppTarget, RouteTarget
+from gateway.http.upstream import UpstreamPool
 from policies.model import Reason
 
 log = logging.getLogger("certgate.forward")

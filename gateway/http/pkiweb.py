@@ -16,26 +16,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.runtime import RUNTIME, Runtime
-from gateway.store.records import CertStatus
 from pki.ca import load_ca_certificates
-from pki.crl import reason_from_name
 from pki.keys import PrivateKey, load_private_key_file
-from pki.ocsp import OcspStatus, build_ocsp_response
+from pki.ocsp import build_ocsp_response
 
 OCSP_KEY = web.AppKey("ocsp", tuple)
 MAX_OCSP_REQUEST = 10_000
-
-
-def _status(runtime: Runtime, serial: int) -> OcspStatus:
-    found = runtime.index.revocation_of_serial(serial)
-    if found is None:
-        return OcspStatus("unknown")
-    status, revoked_at, reason = found
-    if status is CertStatus.ACTIVE:
-        return OcspStatus("good")
-    if status is CertStatus.SUSPENDED:
-        return OcspStatus("revoked", revoked_at, x509.ReasonFlags.certificate_hold)
-    return OcspStatus("revoked", revoked_at, reason_from_name(reason) if reason else None)
 
 
 async def crl(request: web.Request) -> web.Response:
@@ -52,7 +38,7 @@ async def crl(request: web.Request) -> web.Response:
 def _answer(request: web.Request, der: bytes) -> web.Response:
     runtime = request.app[RUNTIME]
     issuer, signer = request.app[OCSP_KEY]
-    body = build_ocsp_response(der, lambda serial: _status(runtime, serial), issuer,
+    body = build_ocsp_response(der, runtime.index.ocsp_status, issuer,
                                signer=signer, now=datetime.now(UTC).replace(microsecond=0),
                                validity=timedelta(minutes=10))
     return web.Response(body=body, content_type="application/ocsp-response",

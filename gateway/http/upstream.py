@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.routing import AppTarget, Router
+from gateway.http.routing import AppTarget, Router
 
 _NOT_ADDED = ("User-Agent", "Accept", "Accept-Encoding")
 

@@ -13,8 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography import x509
+
 from gateway.store.db import serial_hex
 from gateway.store.records import CertRecord, CertStatus, IdentitySnapshot, UserRecord
+from pki.crl import reason_from_name
+from pki.ocsp import OcspStatus
 from policies.model import Reason
 
 
@@ -101,14 +105,18 @@ class CertificateIndex:
         return Identity(cert.user, user.groups, cert.serial, fingerprint, cert.not_before,
                         cert.not_after, user.email)
 
-    def revocation_of_serial(self, serial: int
-                             ) -> tuple[CertStatus, datetime | None, str | None] | None:
-        """Status, revocation time and reason of a serial we issued, for OCSP."""
+    def ocsp_status(self, serial: int) -> OcspStatus:
+        """What OCSP says of a serial: unknown, good, or revoked (on hold when suspended)."""
         fp = self._by_serial.get(serial)
         if fp is None:
-            return None
+            return OcspStatus("unknown")
         cert = self._certs[fp]
-        return cert.status, cert.revoked_at, cert.reason
+        if cert.status is CertStatus.ACTIVE:
+            return OcspStatus("good")
+        if cert.status is CertStatus.SUSPENDED:
+            return OcspStatus("revoked", cert.revoked_at, x509.ReasonFlags.certificate_hold)
+        return OcspStatus("revoked", cert.revoked_at,
+                          reason_from_name(cert.reason) if cert.reason else None)
 
     def apply_user(self, name: str, user: UserRecord | None) -> set[str]:
         """Replace (or remove) one user; returns the fingerprints this affects."""
