@@ -21,10 +21,18 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
     "upgrade", "proxy-authenticate", "proxy-authorization",
 })
-# Headers that only the gateway may set; anything a client sends under these is dropped.
-_SPOOFABLE_EXACT = frozenset({"forwarded", "x-real-ip", "host"})
-_SPOOFABLE_PREFIXES = ("x-certgate-", "x-forwarded-", "x-client-cert", "x-ssl-", "client-cert",
-                       "ssl-client", "x-remote-user", "remote-user")
+# Headers that only the gateway may set, or that upstream frameworks trust for the
+# client's address, certificate, path or method: anything a client sends under these
+# is dropped. X-Original-URL / X-Rewrite-URL make IIS and Symfony serve another path
+# than the one judged; the method overrides make frameworks run another method than
+# the one judged; the *-IP headers are what CDNs and load balancers set.
+_SPOOFABLE_EXACT = frozenset({
+    "forwarded", "x-real-ip", "host", "true-client-ip", "x-client-ip", "client-ip",
+    "cf-connecting-ip", "fastly-client-ip", "x-cluster-client-ip", "x-rewrite-url", "x-host",
+    "x-http-method-override", "x-http-method", "x-method-override",
+})
+_SPOOFABLE_PREFIXES = ("x-certgate-", "x-forwarded", "x-client-cert", "x-ssl-", "client-cert",
+                       "ssl-client", "x-remote-user", "remote-user", "x-original-", "x-arr-")
 
 
 _NO_TOKENS: frozenset[str] = frozenset()

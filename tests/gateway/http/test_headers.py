@@ -21,7 +21,14 @@ def proxy(*pairs: tuple[str, str]) -> CIMultiDictProxy[str]:
     ("X-Certgate-User", True), ("x-certgate-anything", True), ("X-Forwarded-For", True),
     ("Forwarded", True), ("X-Real-IP", True), ("X-Client-Cert", True), ("X-SSL-Client-DN", True),
     ("Ssl-Client-Verify", True), ("Remote-User", True), ("Host", True),
+    ("X-Original-URL", True), ("X-Rewrite-URL", True), ("True-Client-IP", True),
+    ("X-Client-IP", True), ("Client-IP", True), ("CF-Connecting-IP", True),
+    ("X-ARR-ClientCert", True), ("X-ARR-SSL", True), ("X-Forwarded", True),
+    ("X-Forwarded-Server", True), ("X-Original-Forwarded-For", True),
+    ("X-HTTP-Method-Override", True), ("X-Method-Override", True), ("X-HTTP-Method", True),
+    ("X-Cluster-Client-IP", True), ("Fastly-Client-IP", True), ("X-Host", True),
     ("Cookie", False), ("Referer", False), ("Origin", False), ("Authorization", False),
+    ("X-Requested-With", False), ("X-CSRF-Token", False),
 ])
 def test_spoofable_headers(name: str, spoofable: bool) -> None:
     assert is_spoofable(name) is spoofable

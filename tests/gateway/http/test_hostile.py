@@ -110,3 +110,33 @@ async def test_hostile_requests(gateway: Gateway) -> None:
         if got != want:
             failures.append(f"{row.host}{row.target}: got {got}, want {want}")
     assert not failures, "\n".join(failures)
+
+
+# Headers an upstream may trust for routing, identity, address or method. Each is sent
+# by the client; the upstream must receive none of them (or only the gateway's value).
+SPOOFED: dict[str, str] = {
+    "X-Original-URL": "/admin", "X-Rewrite-URL": "/admin", "X-Original-Host": "evil.test",
+    "True-Client-IP": "10.9.9.9", "X-Client-IP": "10.9.9.9", "Client-IP": "10.9.9.9",
+    "CF-Connecting-IP": "10.9.9.9", "Fastly-Client-IP": "10.9.9.9",
+    "X-Cluster-Client-IP": "10.9.9.9", "X-Real-IP": "10.9.9.9", "Forwarded": "for=10.9.9.9",
+    "X-Forwarded": "for=10.9.9.9", "X-Forwarded-Server": "evil.test",
+    "X-ARR-ClientCert": "MIIforged", "X-Client-Cert": "forged", "X-SSL-Client-DN": "CN=ceo",
+    "Ssl-Client-Verify": "SUCCESS", "Remote-User": "ceo", "X-Remote-User": "ceo",
+    "X-HTTP-Method-Override": "DELETE", "X-HTTP-Method": "DELETE",
+    "X-Method-Override": "DELETE", "X-Host": "evil.test",
+    "X-Certgate-User": "ceo", "X-Certgate-Groups": "admins", "X-Certgate-Assertion": "forged",
+    "X-Forwarded-For": "10.9.9.9", "X-Forwarded-Host": "evil.test",
+}
+
+
+async def test_spoofed_headers_never_reach_the_upstream(gateway: Gateway) -> None:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in SPOOFED.items())
+    status, body = await send_raw(gateway, "wiki.test", "/docs", extra=extra)
+    assert status == 200
+    received = {k.lower(): v for k, v in body["headers"].items()}
+    leaked = {name: received[name.lower()] for name, value in SPOOFED.items()
+              if received.get(name.lower()) == value}
+    assert leaked == {}
+    ours = {"x-certgate-user": "alice", "x-certgate-groups": "staff",
+            "x-forwarded-for": "127.0.0.1", "x-forwarded-host": "wiki.test"}
+    assert {k: received.get(k) for k in ours} == ours
