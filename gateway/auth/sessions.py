@@ -1,0 +1,100 @@
+"""Login sessions in memory: cookie -> session, valid only with the certificate it was made with.
+
+The cookie value is 256 random bits and is never kept: sessions are keyed by its
+SHA-256, the same hash the database stores, so neither a memory dump of the index
+nor a copy of the database yields a usable cookie. A session answers only for the
+certificate fingerprint it was created with (a cookie replayed with another
+certificate, even of the same user, is no session), and only within its idle and
+absolute lifetimes.
+
+Pure: no I/O, no clock reads (the caller passes ``now``). The database is the
+source of truth; the change feed fills and empties this index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+COOKIE = "__Host-certgate-session"
+
+
+def new_session_secret() -> tuple[str, str]:
+    """A fresh cookie value and the hash it is stored under."""
+    value = secrets.token_urlsafe(32)
+    return value, session_hash(value)
+
+
+def session_hash(cookie_value: str) -> str:
+    return hashlib.sha256(cookie_value.encode("ascii", "replace")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One login of one person with one certificate."""
+
+    id_hash: str
+    user: str
+    fingerprint: str
+    created_at: datetime
+    last_seen: datetime
+    mfa_at: datetime | None  # the last accepted TOTP or recovery code
+    factors: tuple[str, ...]  # e.g. ("mtls", "pwd", "otp")
+
+    @property
+    def short_id(self) -> str:
+        """What people and the CLI see: a prefix of the hash, never the cookie."""
+        return self.id_hash[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    idle: timedelta = timedelta(hours=1)
+    absolute: timedelta = timedelta(hours=12)
+
+
+class SessionIndex:
+    """Live sessions by hash; ``lookup`` is one hash, one dict lookup, three comparisons."""
+
+    def __init__(self, limits: SessionLimits) -> None:
+        self.limits = limits
+        self._by_hash: dict[str, Session] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def put(self, session: Session) -> None:
+        self._by_hash[session.id_hash] = session
+
+    def drop(self, id_hash: str) -> Session | None:
+        return self._by_hash.pop(id_hash, None)
+
+    def drop_where(self, *, user: str | None = None, fingerprint: str | None = None) -> list[str]:
+        """End every session of a user or of a certificate; the hashes that ended."""
+        gone = [h for h, s in self._by_hash.items()
+                if (user is not None and s.user == user)
+                or (fingerprint is not None and s.fingerprint == fingerprint)]
+        for h in gone:
+            del self._by_hash[h]
+        return gone
+
+    def sessions(self) -> list[Session]:
+        return list(self._by_hash.values())
+
+    def lookup(self, cookie_value: str | None, fingerprint: str, now: datetime) -> Session | None:
+        """The live session for this cookie and this certificate, touched; else None."""
+        if not cookie_value:
+            return None
+        session = self._by_hash.get(session_hash(cookie_value))
+        if session is None or session.fingerprint != fingerprint:
+            return None
+        if (now - session.last_seen > self.limits.idle
+                or now - session.created_at > self.limits.absolute):
+            del self._by_hash[session.id_hash]
+            return None
+        if now > session.last_seen:
+            session = replace(session, last_seen=now)
+            self._by_hash[session.id_hash] = session
+        return session

@@ -1,0 +1,66 @@
+"""Sessions: bound to their certificate, idle and absolute expiry, kill by user or cert."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from gateway.auth.sessions import (
+    Session,
+    SessionIndex,
+    SessionLimits,
+    new_session_secret,
+    session_hash,
+)
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+LIMITS = SessionLimits(idle=timedelta(minutes=30), absolute=timedelta(hours=8))
+
+
+def _session(user: str = "alice", fp: str = "fp-a") -> tuple[str, Session]:
+    value, id_hash = new_session_secret()
+    return value, Session(id_hash, user, fp, NOW, NOW, NOW, ("mtls", "pwd", "otp"))
+
+
+def test_cookie_is_random_and_kept_only_as_a_hash() -> None:
+    value, id_hash = new_session_secret()
+    assert len(value) >= 43 and id_hash == session_hash(value) and value not in id_hash
+    assert new_session_secret()[0] != value
+
+
+def test_valid_only_with_its_certificate() -> None:
+    index = SessionIndex(LIMITS)
+    value, session = _session()
+    index.put(session)
+    assert index.lookup(value, "fp-a", NOW) == session
+    assert index.lookup(value, "fp-other-cert-of-alice", NOW) is None
+    assert index.lookup("forged", "fp-a", NOW) is None
+    assert index.lookup(None, "fp-a", NOW) is None
+    assert index.lookup(value, "fp-a", NOW) is not None  # a foreign try does not end it
+
+
+def test_idle_timeout_is_renewed_by_use_and_absolute_is_not() -> None:
+    index = SessionIndex(LIMITS)
+    value, session = _session()
+    index.put(session)
+    t = NOW
+    for _ in range(15):  # used every 29 minutes: never idle, 7 h 15 min in all
+        t += timedelta(minutes=29)
+        assert index.lookup(value, "fp-a", t) is not None
+    assert index.lookup(value, "fp-a", NOW + timedelta(hours=8, minutes=1)) is None
+    assert len(index) == 0
+    value, session = _session()
+    index.put(session)
+    assert index.lookup(value, "fp-a", NOW + timedelta(minutes=31)) is None
+
+
+def test_kill_by_user_and_by_certificate() -> None:
+    index = SessionIndex(LIMITS)
+    _, s1 = _session("alice", "fp-a")
+    _, s2 = _session("alice", "fp-a2")
+    b1, s3 = _session("bob", "fp-b")
+    for s in (s1, s2, s3):
+        index.put(s)
+    assert sorted(index.drop_where(fingerprint="fp-a")) == [s1.id_hash]
+    assert sorted(index.drop_where(user="alice")) == [s2.id_hash]
+    assert index.lookup(b1, "fp-b", NOW) is not None and len(index) == 1
+    assert index.drop(s3.id_hash) == s3 and index.drop(s3.id_hash) is None
