@@ -7,6 +7,7 @@ what it owns and what it must not do.
 
 - ``config``, ``runtime``, ``server``   the validated ``Config``; the swappable
                ``State`` and the long-lived parts; listeners, workers, reload, drain
+- ``lifecycle`` the setup-``yield``-teardown building blocks both of those stack
 - ``http/``     the request path: proxy story, paths, headers, routing, forwarding,
                pages, TLS, the public and PKI applications
 - ``identity/`` the in-memory certificate index and the change-feed follower

@@ -5,19 +5,22 @@ and swapped in one assignment on reload; an invalid config never replaces it.
 ``Runtime`` owns what outlives reloads: the store, the certificate index and its
 follower, the audit writer, open WebSockets, metrics and the cached CRL.
 
-Background tasks start in ``start`` and stop in ``stop``; nothing here runs per
-request except ``record``, which is O(1).
+Every long-lived part opens in ``start`` as one step of a single
+``AsyncExitStack`` (see ``gateway.lifecycle``) and ``stop`` closes the stack: in
+reverse order, and after a failure half-way through ``start`` only what was
+opened. Upstream pools replaced by a reload stay open for requests in flight and
+are closed at the latest by ``stop``. Nothing here runs per request except
+``record``, which is O(1).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -26,9 +29,10 @@ from gateway.auth.assertion import AssertionSigner
 from gateway.config import Config, load_config
 from gateway.http.forward import WebSocketRegistry
 from gateway.http.routing import Router
-from gateway.http.upstream import UpstreamPool
+from gateway.http.upstream import RetiredPools, UpstreamPool
 from gateway.identity.follower import EventFollower
 from gateway.identity.index import CertificateIndex, Identity
+from gateway.lifecycle import background
 from gateway.ops.metrics import Metrics
 from gateway.store.store import Store
 from policies.model import PolicySet
@@ -64,24 +68,45 @@ class Runtime:
     crl_der: bytes | None = None
     ready: bool = False
     log: logging.Logger = log
-    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    retired: RetiredPools = field(default_factory=RetiredPools)
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @classmethod
     async def start(cls, config: Config, *, poll_interval: float = 0.25) -> Runtime:
-        state = build_state(config)
-        store = await Store.open(config.database_url)
-        snapshot = await store.identity_snapshot()
-        index = CertificateIndex.from_snapshot(snapshot)
-        runtime = cls(state, store, index, AuditWriter(config.audit.path))
-        latest = await store.latest_crl()
-        runtime.crl_der = latest[3] if latest else None
-        runtime.follower = EventFollower(store, index, after_id=snapshot.last_event_id,
-                                         interval=poll_interval,
-                                         on_change=runtime._on_change)
-        runtime._tasks = [asyncio.create_task(runtime.follower.run(), name="follower"),
-                          asyncio.create_task(runtime.audit.run(), name="audit")]
-        runtime.metrics.certificates.set(len(index))
+        """Open the parts in order; if one fails, close the ones before it and re-raise."""
+        async with contextlib.AsyncExitStack() as stack:
+            state = build_state(config)
+            stack.push_async_callback(state.pool.close)  # until the runtime holds it
+            store = await Store.open(config.database_url)
+            stack.push_async_callback(store.close)
+            snapshot = await store.identity_snapshot()
+            index = CertificateIndex.from_snapshot(snapshot)
+            runtime = cls(state, store, index, AuditWriter(config.audit.path))
+            # The pools current and retired at stop time, whatever reloads did meanwhile.
+            stack.push_async_callback(runtime._close_pools)
+            latest = await store.latest_crl()
+            runtime.crl_der = latest[3] if latest else None
+            runtime.follower = EventFollower(store, index, after_id=snapshot.last_event_id,
+                                             interval=poll_interval,
+                                             on_change=runtime._on_change)
+            # The writer drains after its task stops: pushed first, so it runs last.
+            stack.push_async_callback(runtime.audit.close)
+            await stack.enter_async_context(background(runtime.audit.run(), "audit"))
+            await stack.enter_async_context(background(runtime.follower.run(), "follower"))
+            runtime.metrics.certificates.set(len(index))
+            runtime._stack = stack.pop_all()
         return runtime
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, config: Config, *, poll_interval: float = 0.25
+                      ) -> AsyncIterator[Runtime]:
+        """``start`` on entry, ``stop`` on exit: for one step of a caller's exit stack."""
+        runtime = await cls.start(config, poll_interval=poll_interval)
+        try:
+            yield runtime
+        finally:
+            await runtime.stop()
 
     async def _on_change(self, fingerprints: set[str], kinds: set[str]) -> None:
         """Revocations and user changes: drop cached tokens, close affected WebSockets."""
@@ -110,9 +135,8 @@ class Runtime:
         old, self.state = self.state, new_state
         self.metrics.reloads.labels("applied").inc()
         self.log.warning("config reloaded from %s: %d app(s)", config_path, len(config.apps))
-        # Requests in flight keep the old pools until they finish.
-        asyncio.get_running_loop().call_later(300, lambda: asyncio.ensure_future(
-            old.pool.close()))
+        # Requests in flight keep the old pools until they finish; stop closes them.
+        self.retired.retire(old.pool)
         return True
 
     def record(self, *, reference: str, at: datetime, outcome_status: int, decision: str,
@@ -128,14 +152,12 @@ class Runtime:
         self.metrics.observe(app, decision, outcome_status, seconds)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.audit.close()
+        """Close everything ``start`` opened, in reverse order; a second call does nothing."""
+        await self._stack.aclose()
+
+    async def _close_pools(self) -> None:
+        await self.retired.close()
         await self.state.pool.close()
-        await self.store.close()
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

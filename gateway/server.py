@@ -14,8 +14,9 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from gateway.config import Config, HostPort
 from gateway.http.app import create_public_app
 from gateway.http.pkiweb import create_pki_app
 from gateway.http.tls import build_server_context
+from gateway.lifecycle import background
 from gateway.manage.ca import PASSPHRASE_ENV, ca_passphrase
 from gateway.manage.crl import publish_crl
 from gateway.ops.health import create_admin_app
@@ -75,49 +77,86 @@ async def _keep_crl_fresh(runtime: Runtime, config: Config) -> None:
         await asyncio.sleep(min(max(wait, 1.0), 3600.0))
 
 
+@contextlib.asynccontextmanager
+async def _listening(app: web.Application, binds: list[tuple[str, int]], *,
+                     ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False,
+                     backlog: int = 128, shutdown_timeout: float = 60.0
+                     ) -> AsyncIterator[web.AppRunner]:
+    """One runner with a site per address; cleanup stops accepting, then drains."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    try:
+        for host, port in binds:
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context,
+                              reuse_port=reuse_port, backlog=backlog).start()
+        yield runner
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event, runtime: Runtime, config: Config) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, runtime.reload, config.file)
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+
+@contextlib.contextmanager
+def _ready(runtime: Runtime) -> Iterator[None]:
+    """/readyz says ready while open; it says not ready before the drain begins."""
+    runtime.ready = True
+    try:
+        yield
+    finally:
+        runtime.ready = False
+
+
 async def run_server(config: Config, *, listen: HostPort | None = None,
                      admin_listen: HostPort | None = None, reuse_port: bool = False,
                      primary: bool = True,
                      on_ready: Callable[[Runtime, dict[str, list[str]]], Awaitable[None]]
                      | None = None,
                      stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT), then drain and close everything.
+
+    Each part is one step of a single exit stack: the runtime, the admin and PKI
+    listeners, the public listener (last to open, first to close, so it drains
+    while the admin listener still answers /readyz), the CRL re-signer, the signal
+    handlers. A step that fails closes the steps before it and the error propagates.
+    """
     listen = listen or config.listen
     admin_listen = admin_listen or config.admin_listen
     ssl_context = build_server_context(config.tls)
-    runtime = await Runtime.start(config)
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    runners: list[web.AppRunner] = []
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        public = web.AppRunner(create_public_app(runtime), access_log=None,
-                               shutdown_timeout=DRAIN_SECONDS)
-        await public.setup()
-        runners.append(public)
-        await web.TCPSite(public, listen.host, listen.port, ssl_context=ssl_context,
-                          reuse_port=reuse_port, backlog=1024).start()
-        for port in sorted(runtime.state.router.extra_ports):
-            await web.TCPSite(public, listen.host, port, ssl_context=ssl_context,
-                              reuse_port=reuse_port, backlog=1024).start()
-        admin = web.AppRunner(create_admin_app(runtime), access_log=None)
-        await admin.setup()
-        runners.append(admin)
-        await web.TCPSite(admin, admin_listen.host, admin_listen.port,
-                          reuse_port=reuse_port).start()
-        addresses = {"public": _addresses(public), "admin": _addresses(admin), "pki": []}
+    async with contextlib.AsyncExitStack() as stack:
+        runtime = await stack.enter_async_context(Runtime.running(config))
+        admin = await stack.enter_async_context(_listening(
+            create_admin_app(runtime), [(admin_listen.host, admin_listen.port)],
+            reuse_port=reuse_port))
+        addresses = {"public": [], "admin": _addresses(admin), "pki": []}
         if config.pki_listen is not None:
-            pki = web.AppRunner(create_pki_app(runtime), access_log=None)
-            await pki.setup()
-            runners.append(pki)
-            await web.TCPSite(pki, config.pki_listen.host, config.pki_listen.port,
-                              reuse_port=reuse_port).start()
+            pki = await stack.enter_async_context(_listening(
+                create_pki_app(runtime), [(config.pki_listen.host, config.pki_listen.port)],
+                reuse_port=reuse_port))
             addresses["pki"] = _addresses(pki)
+        ports = [listen.port, *sorted(runtime.state.router.extra_ports)]
+        public = await stack.enter_async_context(_listening(
+            create_public_app(runtime), [(listen.host, port) for port in ports],
+            ssl_context=ssl_context, reuse_port=reuse_port, backlog=1024,
+            shutdown_timeout=DRAIN_SECONDS))
+        addresses["public"] = _addresses(public)
         if primary:
-            tasks.append(asyncio.create_task(_keep_crl_fresh(runtime, config)))
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, runtime.reload, config.file)
-        runtime.ready = True
+            await stack.enter_async_context(background(_keep_crl_fresh(runtime, config),
+                                                       "crl-resigner"))
+        stack.enter_context(_signals(stop, runtime, config))
+        stack.enter_context(_ready(runtime))
         print(f"certgate ready: public https://{', '.join(addresses['public'])} "
               f"admin http://{', '.join(addresses['admin'])}"
               + (f" pki http://{', '.join(addresses['pki'])}" if addresses["pki"] else ""),
@@ -126,22 +165,6 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
             await on_ready(runtime, addresses)
         await stop.wait()
         log.warning("stopping: draining requests in flight (up to %.0f s)", DRAIN_SECONDS)
-    finally:
-        runtime.ready = False
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                try:
-                    await task
-                except Exception:  # a background task must not stop the shutdown
-                    log.exception("background task failed")
-        # The public runner first: it stops accepting, then waits for open requests.
-        for runner in runners:
-            await runner.cleanup()
-        await runtime.stop()
 
 
 def _run_loop(main: Callable[[], Awaitable[None]]) -> None:

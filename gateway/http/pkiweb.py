@@ -2,26 +2,42 @@
 
 Relying parties fetch CRL distribution points and OCSP over HTTP by convention
 (the data is signed). The CRL is served from memory; OCSP answers from the
-in-memory index, signed by the delegated OCSP responder. No database per request.
+in-memory index, signed by the delegated OCSP responder, which is loaded once when
+the application is built (a missing or unreadable responder refuses the start).
+No database per request.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.config import PkiConfig
 from gateway.runtime import RUNTIME, Runtime
 from pki.ca import load_ca_certificates
-from pki.keys import PrivateKey, load_private_key_file
+from pki.keys import PkiError, PrivateKey, load_private_key_file
 from pki.ocsp import build_ocsp_response
 
-OCSP_KEY = web.AppKey("ocsp", tuple)
 MAX_OCSP_REQUEST = 10_000
+
+
+@dataclass(frozen=True)
+class OcspResponder:
+    """Who answers OCSP: the delegated responder, for certificates of ``issuer``.
+    The CA key stays locked; only the responder's own key is online."""
+
+    issuer: x509.Certificate
+    cert: x509.Certificate
+    key: PrivateKey
+
+
+OCSP_RESPONDER = web.AppKey("ocsp_responder", OcspResponder)
 
 
 async def crl(request: web.Request) -> web.Response:
@@ -37,9 +53,10 @@ async def crl(request: web.Request) -> web.Response:
 
 def _answer(request: web.Request, der: bytes) -> web.Response:
     runtime = request.app[RUNTIME]
-    issuer, signer = request.app[OCSP_KEY]
-    body = build_ocsp_response(der, runtime.index.ocsp_status, issuer,
-                               signer=signer, now=datetime.now(UTC).replace(microsecond=0),
+    responder = request.app[OCSP_RESPONDER]
+    body = build_ocsp_response(der, runtime.index.ocsp_status, responder.issuer,
+                               signer=(responder.cert, responder.key),
+                               now=datetime.now(UTC).replace(microsecond=0),
                                validity=timedelta(minutes=10))
     return web.Response(body=body, content_type="application/ocsp-response",
                         headers={"Cache-Control": "max-age=60"})
@@ -61,21 +78,23 @@ async def ocsp_get(request: web.Request) -> web.Response:
     return _answer(request, der)
 
 
-def _ocsp_signer(runtime: Runtime) -> tuple[x509.Certificate,
-                                            tuple[x509.Certificate, PrivateKey]]:
-    """The issuing certificate and the delegated responder; the CA key stays locked."""
-    cfg = runtime.state.config.pki
+def load_ocsp_responder(cfg: PkiConfig) -> OcspResponder:
+    """The issuing certificate and the delegated responder, from the files the config names."""
     _, issuing = load_ca_certificates(cfg.ca_dir)
     if cfg.ocsp_signer_cert is None or cfg.ocsp_signer_key is None:
         raise ValueError("pki.ocsp_signer_cert and pki.ocsp_signer_key are needed for OCSP")
-    cert = x509.load_pem_x509_certificate(cfg.ocsp_signer_cert.read_bytes())
-    return issuing, (cert, load_private_key_file(cfg.ocsp_signer_key, None))
+    try:
+        cert = x509.load_pem_x509_certificate(cfg.ocsp_signer_cert.read_bytes())
+    except OSError as exc:
+        raise PkiError(f"cannot read the OCSP signer certificate {cfg.ocsp_signer_cert}: "
+                       f"{exc.strerror}") from None
+    return OcspResponder(issuing, cert, load_private_key_file(cfg.ocsp_signer_key, None))
 
 
 def create_pki_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_OCSP_REQUEST)
     app[RUNTIME] = runtime
-    app[OCSP_KEY] = _ocsp_signer(runtime)
+    app[OCSP_RESPONDER] = load_ocsp_responder(runtime.state.config.pki)
     app.router.add_get("/crl", crl)
     app.router.add_get("/crl.pem", crl)
     app.router.add_post("/ocsp", ocsp_post)

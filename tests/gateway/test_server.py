@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from aiohttp import web
 
 from tests.gateway.conftest import HOST, app_configs, prepare_data_dir
 from tests.gateway.upstreams import MiB, Seen, start, upstream_app
@@ -33,6 +34,8 @@ class Served:
     certs: dict[str, tuple[Path, Path]]
     seen: Seen
     log: list[str]
+    reader: asyncio.Task[None]
+    arrived: dict[str, asyncio.Event]  # upstream path -> set when a request for it arrives
 
     def ssl(self, user: str = "alice") -> object:
         import ssl
@@ -62,11 +65,24 @@ async def _reader(stream: asyncio.StreamReader, sink: list[str]) -> None:
         sink.append(line.decode(errors="replace"))
 
 
+def _arrivals(seen: Seen, arrived: dict[str, asyncio.Event]) -> web.Application:
+    """The sample upstream, telling the test when a request has reached it."""
+    @web.middleware
+    async def note(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        arrived.setdefault(request.path, asyncio.Event()).set()
+        return await handler(request)
+
+    app = upstream_app(seen)
+    app.middlewares.append(note)
+    return app
+
+
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     data_dir, certs = await asyncio.to_thread(prepare_data_dir, tmp_path)
+    arrived: dict[str, asyncio.Event] = {"/slow": asyncio.Event()}
     seen = Seen()
-    runner, up_port = await start(upstream_app(seen))
+    runner, up_port = await start(_arrivals(seen, arrived))
     config = data_dir / "certgate.yaml"
     cfg = yaml.safe_load(config.read_text())
     cfg.update(listen="127.0.0.1:0", admin_listen="127.0.0.1:0", pki_listen="127.0.0.1:0",
@@ -78,7 +94,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     log: list[str] = []
     assert proc.stdout is not None
     reader = asyncio.create_task(_reader(proc.stdout, log))
-    served = Served(proc, config, 0, 0, data_dir, certs, seen, log)
+    served = Served(proc, config, 0, 0, data_dir, certs, seen, log, reader, arrived)
     try:
         line = await served.wait_log(r"certgate ready", timeout=30)
         served.port = int(re.search(r"public https://127.0.0.1:(\d+)", line).group(1))  # type: ignore[union-attr]
@@ -167,10 +183,31 @@ async def test_bad_reload_keeps_serving_the_old_policy(served: Served) -> None:
 
 async def test_sigterm_drains_requests_in_flight(served: Served) -> None:
     task = asyncio.create_task(_get(served, "/slow"))
-    await asyncio.sleep(0.5)
+    await asyncio.wait_for(served.arrived["/slow"].wait(), 10)  # in flight upstream now
     served.proc.send_signal(signal.SIGTERM)
     assert await task == (200, "finished")
     assert await asyncio.wait_for(served.proc.wait(), 30) == 0
+
+
+async def test_stop_after_reload_leaves_no_unclosed_session(served: Served) -> None:
+    # Issue 15: the pools a reload replaced were left for 300 s and never closed by
+    # a stop, so stopping soon after a SIGHUP logged "Unclosed client session".
+    for _ in range(2):
+        seen = len([line for line in served.log if "config reloaded" in line])
+        served.proc.send_signal(signal.SIGHUP)
+        await asyncio.wait_for(_count(served, "config reloaded", seen + 1), 10)
+    assert (await _get(served, "/"))[0] == 200
+    served.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(served.proc.wait(), 30) == 0
+    await asyncio.wait_for(served.reader, 10)  # every line, up to end of output
+    output = "".join(served.log)
+    assert "stopping: draining" in output
+    assert "Unclosed" not in output and "Traceback" not in output, output
+
+
+async def _count(served: Served, text: str, n: int) -> None:
+    while len([line for line in served.log if text in line]) < n:
+        await asyncio.sleep(0.05)
 
 
 async def test_openssl_ocsp_client_sees_good_then_revoked(served: Served, tmp_path: Path) -> None:
