@@ -93,7 +93,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         try:
             path = normalise_path(raw_path, app.path_rules if app is not None else STRICT)
         except AmbiguousPathError:
-            return refuse(400, Reason.BAD_PATH)
+            return refuse(400, Reason.AMBIGUOUS_PATH)
         out.path = path
         if isinstance(resolved, Reason):
             if path in PUBLIC_BUILTINS:
@@ -105,13 +105,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         # 3. Route: the Host must be the name the TLS connection was opened for.
         sni = sni_hostname(request.transport)
         if sni is not None and sni != host:
-            return refuse(421, Reason.HOST_MISMATCH)
+            return refuse(421, Reason.SNI_HOST_MISMATCH)
         if path == BUILTIN or path.startswith(BUILTIN + "/"):
             builtin = _builtin(request, path, identity, reference)
             out.status, out.decision, out.reason = builtin.status, "allow", "builtin"
             return builtin
         if app is None:
-            return refuse(404, Reason.UNKNOWN_HOST)
+            return refuse(404, Reason.ROUTE_NOT_FOUND)
         out.app = app.name
 
         # 4. Policy: pure, in memory, on the path without ';' parameters.
@@ -182,4 +182,4 @@ def _builtin(request: web.Request, path: str, identity: Identity,
         return _public_builtin(request, path)
     if path == "/.certgate/login":
         return refusal(request, status=403, reason=Reason.MFA_UNAVAILABLE, reference=reference)
-    return refusal(request, status=404, reason=Reason.UNKNOWN_HOST, reference=reference)
+    return refusal(request, status=404, reason=Reason.ROUTE_NOT_FOUND, reference=reference)
