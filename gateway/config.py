@@ -29,9 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from policies.durations import duration_from_value
 from policies.loader import PolicyError, build_policy_set
 from policies.model import PolicySet
-from policies.schema import AppPolicySpec, parse_duration
+from policies.schema import AppPolicySpec
 from policies.yamlsource import (
     SourceError,
     SourceIssue,
@@ -52,27 +53,13 @@ class ConfigError(SourceError):
 # --- value types --------------------------------------------------------------------
 
 
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        return parse_duration(value)
-    raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
-
-
 def _positive(value: timedelta) -> timedelta:
     if value <= timedelta(0):
         raise ValueError("the duration must be greater than zero")
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
+Duration = Annotated[timedelta, BeforeValidator(duration_from_value), AfterValidator(_positive)]
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {

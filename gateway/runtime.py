@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from aiohttp import web
 from gateway.audit.writer import AuditRecord, AuditWriter
 from gateway.auth.assertion import AssertionSigner
 from gateway.config import Config, load_config
+from gateway.http.exchange import Exchange
 from gateway.http.forward import WebSocketRegistry
 from gateway.http.routing import Router
 from gateway.http.upstream import RetiredPools, UpstreamPool
@@ -38,6 +40,8 @@ from gateway.store.store import Store
 from policies.model import PolicySet
 
 log = logging.getLogger("certgate")
+# The default clock: aware UTC, and a C-level call (this runs once per request).
+utc_now: Callable[[], datetime] = partial(datetime.now, UTC)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Runtime:
     crl_der: bytes | None = None
     ready: bool = False
     log: logging.Logger = log
+    # What "now" is for identity checks and decisions; tests move it instead of sleeping.
+    clock: Callable[[], datetime] = utc_now
     retired: RetiredPools = field(default_factory=RetiredPools)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -113,7 +119,7 @@ class Runtime:
         self.state.signer.forget(fingerprints)
         closed = 0
         for fp in fingerprints:
-            if not isinstance(self.index.resolve(fp, datetime.now().astimezone()), Identity):
+            if not isinstance(self.index.resolve(fp, self.clock()), Identity):
                 closed += await self.websockets.close({fp}, code=1008,
                                                       message=b"certificate no longer valid")
         if closed:
@@ -139,17 +145,18 @@ class Runtime:
         self.retired.retire(old.pool)
         return True
 
-    def record(self, *, reference: str, at: datetime, outcome_status: int, decision: str,
-               reason: str, rule: str | None, app: str | None, identity: Identity | None,
-               fingerprint: str | None, method: str, host: str, path: str, source_ip: str,
-               seconds: float) -> None:
+    def record(self, exchange: Exchange, seconds: float) -> None:
+        """One audit record and the metrics for a finished request; O(1), never awaits."""
+        identity = exchange.identity
         self.audit.emit(AuditRecord(
-            reference=reference, at=at, decision=decision, reason=reason, rule=rule, app=app,
+            reference=exchange.reference, at=exchange.at, decision=exchange.verdict,
+            reason=exchange.reason, rule=exchange.rule, app=exchange.app,
             user=identity.user if identity else None,
-            serial=identity.serial_hex if identity else None, fingerprint=fingerprint,
-            method=method, host=host[:255], path=path, source_ip=source_ip,
-            status=outcome_status, duration_ms=round(seconds * 1000, 3)))
-        self.metrics.observe(app, decision, outcome_status, seconds)
+            serial=identity.serial_hex if identity else None, fingerprint=exchange.fingerprint,
+            method=exchange.method, host=exchange.host[:255], path=exchange.path,
+            source_ip=exchange.source_ip, status=exchange.status,
+            duration_ms=round(seconds * 1000, 3)))
+        self.metrics.observe(exchange.app, exchange.verdict, exchange.status, seconds)
 
     async def stop(self) -> None:
         """Close everything ``start`` opened, in reverse order; a second call does nothing."""

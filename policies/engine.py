@@ -20,7 +20,7 @@ from policies.model import (
     Rule,
 )
 
-_UNKNOWN_HOST = Decision(Effect.DENY, Reason.UNKNOWN_HOST)
+_ROUTE_NOT_FOUND = Decision(Effect.DENY, Reason.ROUTE_NOT_FOUND)
 
 
 def _names_person(rule: Rule, request: AccessRequest) -> bool:
@@ -58,7 +58,7 @@ def _mfa(app: AppPolicy, rule: Rule, request: AccessRequest) -> Decision:
     if request.mfa_at is None:
         return Decision(Effect.NEED_MFA, Reason.MFA_REQUIRED, app.name, rule.id)
     if app.mfa_max_age is not None and request.now - request.mfa_at > app.mfa_max_age:
-        return Decision(Effect.NEED_MFA, Reason.MFA_EXPIRED, app.name, rule.id)
+        return Decision(Effect.NEED_MFA, Reason.MFA_TOO_OLD, app.name, rule.id)
     return Decision(Effect.ALLOW, Reason.ALLOWED, app.name, rule.id)
 
 
@@ -66,13 +66,13 @@ def evaluate(policy_set: PolicySet, request: AccessRequest) -> Decision:
     """Decide one request. Deny wins over allow; nothing matching means deny."""
     app = policy_set.apps.get(request.host)
     if app is None:
-        return _UNKNOWN_HOST
+        return _ROUTE_NOT_FOUND
     denied = _first_match(app.deny, request)
     if denied is not None:
-        return Decision(Effect.DENY, Reason.DENY_RULE, app.name, denied.id)
+        return Decision(Effect.DENY, Reason.DENIED_BY_RULE, app.name, denied.id)
     allowed = _first_match(app.allow, request)
     if allowed is None:
-        return Decision(Effect.DENY, Reason.NO_MATCHING_ALLOW, app.name)
+        return Decision(Effect.DENY, Reason.NO_MATCHING_ALLOW_RULE, app.name)
     if app.mfa_required:
         return _mfa(app, allowed, request)
     return Decision(Effect.ALLOW, Reason.ALLOWED, app.name, allowed.id)

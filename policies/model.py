@@ -21,52 +21,65 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Reason(StrEnum):
-    """Why a request was allowed or refused: used by pages, audit and metrics alike."""
+    """Why a request was answered the way it was: used by pages, audit and metrics alike.
+
+    Values are what audit consumers and API clients see, so they never change; each
+    member's name is its value upper-cased with ``-`` as ``_`` (a test keeps it so).
+    """
 
     ALLOWED = "allowed"
+    PUBLIC_PAGE = "public-page"
+    BUILTIN = "builtin"
     NO_CERTIFICATE = "no-certificate"
     UNKNOWN_CERTIFICATE = "unknown-certificate"
-    CERT_REVOKED = "certificate-revoked"
-    CERT_SUSPENDED = "certificate-suspended"
-    CERT_EXPIRED = "certificate-expired"
-    CERT_NOT_YET_VALID = "certificate-not-yet-valid"
+    CERTIFICATE_REVOKED = "certificate-revoked"
+    CERTIFICATE_SUSPENDED = "certificate-suspended"
+    CERTIFICATE_EXPIRED = "certificate-expired"
+    CERTIFICATE_NOT_YET_VALID = "certificate-not-yet-valid"
     USER_DISABLED = "user-disabled"
-    UNKNOWN_HOST = "route-not-found"
-    HOST_MISMATCH = "sni-host-mismatch"
-    BAD_PATH = "ambiguous-path"
-    NO_MATCHING_ALLOW = "no-matching-allow-rule"
-    DENY_RULE = "denied-by-rule"
+    ROUTE_NOT_FOUND = "route-not-found"
+    PAGE_NOT_FOUND = "page-not-found"
+    SNI_HOST_MISMATCH = "sni-host-mismatch"
+    AMBIGUOUS_PATH = "ambiguous-path"
+    NO_MATCHING_ALLOW_RULE = "no-matching-allow-rule"
+    DENIED_BY_RULE = "denied-by-rule"
     MFA_REQUIRED = "mfa-required"
-    MFA_EXPIRED = "mfa-too-old"
+    MFA_TOO_OLD = "mfa-too-old"
     MFA_UNAVAILABLE = "mfa-unavailable"
     BODY_TOO_LARGE = "body-too-large"
     UPSTREAM_UNAVAILABLE = "upstream-unavailable"
     UPSTREAM_TIMEOUT = "upstream-timeout"
     WEBSOCKETS_DISABLED = "websockets-disabled"
+    INTERNAL_ERROR = "internal-error"
 
 
 _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.ALLOWED: "Access was granted.",
+    Reason.PUBLIC_PAGE: "A gateway page anyone may see, with or without a certificate.",
+    Reason.BUILTIN: "A page of the gateway itself.",
     Reason.NO_CERTIFICATE: "Your browser did not present a certificate.",
     Reason.UNKNOWN_CERTIFICATE: "Your certificate is not known to this gateway.",
-    Reason.CERT_REVOKED: "Your certificate has been revoked.",
-    Reason.CERT_SUSPENDED: "Your certificate is suspended.",
-    Reason.CERT_EXPIRED: "Your certificate has expired.",
-    Reason.CERT_NOT_YET_VALID: "Your certificate is not valid yet.",
+    Reason.CERTIFICATE_REVOKED: "Your certificate has been revoked.",
+    Reason.CERTIFICATE_SUSPENDED: "Your certificate is suspended.",
+    Reason.CERTIFICATE_EXPIRED: "Your certificate has expired.",
+    Reason.CERTIFICATE_NOT_YET_VALID: "Your certificate is not valid yet.",
     Reason.USER_DISABLED: "Your account is disabled.",
-    Reason.UNKNOWN_HOST: "No application is published under this address.",
-    Reason.HOST_MISMATCH: "The address you asked for does not match the connection.",
-    Reason.BAD_PATH: "The address contains an ambiguous path.",
-    Reason.NO_MATCHING_ALLOW: "You are not allowed to use this application.",
-    Reason.DENY_RULE: "Access to this part of the application is denied.",
+    Reason.ROUTE_NOT_FOUND: "No application is published under this address.",
+    Reason.PAGE_NOT_FOUND: "The gateway has no page at this address.",
+    Reason.SNI_HOST_MISMATCH: "The address you asked for does not match the connection.",
+    Reason.AMBIGUOUS_PATH: "The address contains an ambiguous path.",
+    Reason.NO_MATCHING_ALLOW_RULE: "You are not allowed to use this application.",
+    Reason.DENIED_BY_RULE: "Access to this part of the application is denied.",
     Reason.MFA_REQUIRED: "This application needs your password and a one-time code.",
-    Reason.MFA_EXPIRED: "Your second-factor login is too old for this application.",
+    Reason.MFA_TOO_OLD: "Your second-factor login is too old for this application.",
     Reason.MFA_UNAVAILABLE: "This application needs a second factor, which this gateway "
                             "cannot check yet.",
     Reason.BODY_TOO_LARGE: "The upload is larger than this application accepts.",
     Reason.UPSTREAM_UNAVAILABLE: "The application is not reachable right now.",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer.",
     Reason.WEBSOCKETS_DISABLED: "This application does not accept WebSocket connections.",
+    Reason.INTERNAL_ERROR: "The gateway failed while answering; quote the reference to "
+                           "your administrator.",
 }
 
 

@@ -26,27 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from policies.durations import duration_from_value
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"500ms"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"`` -> ``timedelta``."""
-    m = _DURATION_RE.match(text)
-    if m is None:
-        raise ValueError(f"'{text}' is not a duration; use a number with ms, s, m, h or d "
-                         "(e.g. 30s, 15m, 24h)")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def _duration(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
 
 
 def parse_days(text: str) -> frozenset[int]:
@@ -186,7 +168,7 @@ def is_hostname(name: str) -> bool:
     return bool(_HOST_RE.match(name.lower().rstrip(".")))
 
 
-OptionalDuration = Annotated[timedelta | None, BeforeValidator(_duration)]
+OptionalDuration = Annotated[timedelta, BeforeValidator(duration_from_value)] | None
 
 
 class AppPolicySpec(_Spec):

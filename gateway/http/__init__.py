@@ -1,7 +1,9 @@
 """The public request path: everything between a client's bytes and an upstream's.
 
-- ``proxy``     the one request story: identity -> path -> route -> policy -> forward,
+- ``proxy``     the one request story: gather facts, admit, answer or forward,
                 with audit and metrics in one ``finally``
+- ``admit``     the pure decision half: identity -> path -> route -> policy -> outcome
+- ``exchange``  what one request did, as audit and metrics see it
 - ``paths``, ``headers``   one normal form for paths; header hygiene both ways
 - ``routing``, ``upstream``, ``forward``   host/route tables, upstream pools,
                 streamed HTTP and WebSocket forwarding

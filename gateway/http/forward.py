@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -45,6 +45,19 @@ class ForwardError(Exception):
 
 class _TooLarge(Exception):
     pass
+
+
+class UpstreamCall(NamedTuple):
+    """One admitted request as forwarding sees it: where it goes and what it adds."""
+
+    app: AppTarget
+    route: RouteTarget
+    path_qs: str  # the normalised path the policy judged, plus the query as sent
+    identity_headers: Mapping[str, str]  # set by the gateway, never by the client
+    public_host: str
+    public_port: int
+    client_ip: str
+    fingerprint: str  # of the client certificate: open WebSockets close on revocation
 
 
 def is_websocket_upgrade(request: web.Request) -> bool:
@@ -95,20 +108,20 @@ def _too_large(route: RouteTarget) -> ForwardError:
                         route.max_body_size)
 
 
-async def forward_http(request: web.Request, *, app: AppTarget, route: RouteTarget,
-                       path_qs: str, identity_headers: Mapping[str, str], pool: UpstreamPool,
-                       public_host: str, public_port: int, client_ip: str
+async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamPool
                        ) -> web.StreamResponse:
+    app, route, public_host, public_port = call.app, call.route, call.public_host, call.public_port
     if request.content_length is not None and request.content_length > route.max_body_size:
         raise _too_large(route)
     headers = upstream_request_headers(
-        request.headers, client_ip=client_ip, public_host=public_host, public_port=public_port,
-        host_header=_host_header(request, app, route), identity=identity_headers)
+        request.headers, client_ip=call.client_ip, public_host=public_host,
+        public_port=public_port, host_header=_host_header(request, app, route),
+        identity=call.identity_headers)
     data: Any = _body(request, route.max_body_size) if request.body_exists else None
     session = pool.session(app.name)
     try:
         upstream = await session.request(
-            request.method, _target(route.origin, path_qs),
+            request.method, _target(route.origin, call.path_qs),
             headers=headers, data=data, allow_redirects=False, timeout=route.timeout,
             compress=None, chunked=None if request.content_length is not None else (
                 True if data is not None else None),
@@ -181,24 +194,23 @@ class WebSocketRegistry:
         return sum(len(s) for s in self._open.values())
 
 
-async def forward_websocket(request: web.Request, *, app: AppTarget, route: RouteTarget,
-                            path_qs: str, identity_headers: Mapping[str, str],
-                            pool: UpstreamPool, public_host: str, public_port: int,
-                            client_ip: str, registry: WebSocketRegistry, fingerprint: str
-                            ) -> web.StreamResponse:
+async def forward_websocket(request: web.Request, call: UpstreamCall, pool: UpstreamPool,
+                            registry: WebSocketRegistry) -> web.StreamResponse:
+    app, route, fingerprint = call.app, call.route, call.fingerprint
     if not route.websockets:
         raise ForwardError(403, Reason.WEBSOCKETS_DISABLED, "websockets are off for this route")
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
                if p.strip()]
     headers = upstream_request_headers(
-        request.headers, client_ip=client_ip, public_host=public_host, public_port=public_port,
-        host_header=_host_header(request, app, route), identity=identity_headers)
+        request.headers, client_ip=call.client_ip, public_host=call.public_host,
+        public_port=call.public_port, host_header=_host_header(request, app, route),
+        identity=call.identity_headers)
     for name in _WS_OWN:
         headers.popall(name, None)
     url = route.upstream.with_scheme("wss" if route.upstream.scheme == "https" else "ws")
     try:
         upstream = await pool.session(app.name).ws_connect(
-            _target(str(url.origin()), path_qs), protocols=offered, headers=headers,
+            _target(str(url.origin()), call.path_qs), protocols=offered, headers=headers,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10),
             autoping=True, heartbeat=route.ws_ping_interval, max_msg_size=0,
             **pool.request_kwargs(app.name))

@@ -45,15 +45,15 @@ _ADVICE: dict[Reason, str] = {
     Reason.NO_CERTIFICATE: "Import the certificate file your administrator gave you into this "
                            "browser, then restart it.",
     Reason.UNKNOWN_CERTIFICATE: "Ask your administrator for a new certificate.",
-    Reason.CERT_REVOKED: "Contact your administrator for a new certificate.",
-    Reason.CERT_SUSPENDED: "If you found your device again, ask your administrator to resume "
-                           "the certificate.",
-    Reason.CERT_EXPIRED: "Ask your administrator to renew your certificate.",
-    Reason.CERT_NOT_YET_VALID: "Check this computer's clock, or wait until the certificate "
-                               "becomes valid.",
+    Reason.CERTIFICATE_REVOKED: "Contact your administrator for a new certificate.",
+    Reason.CERTIFICATE_SUSPENDED: "If you found your device again, ask your administrator to "
+                                  "resume the certificate.",
+    Reason.CERTIFICATE_EXPIRED: "Ask your administrator to renew your certificate.",
+    Reason.CERTIFICATE_NOT_YET_VALID: "Check this computer's clock, or wait until the "
+                                      "certificate becomes valid.",
     Reason.USER_DISABLED: "Contact your administrator.",
-    Reason.NO_MATCHING_ALLOW: "If you need this application, ask your administrator.",
-    Reason.DENY_RULE: "If you need this, ask your administrator.",
+    Reason.NO_MATCHING_ALLOW_RULE: "If you need this application, ask your administrator.",
+    Reason.DENIED_BY_RULE: "If you need this, ask your administrator.",
     Reason.UPSTREAM_UNAVAILABLE: "Try again in a minute.",
     Reason.UPSTREAM_TIMEOUT: "Try again in a minute.",
 }

@@ -1,10 +1,12 @@
-"""The one request story: identity, route, path, policy, forward; audit and metrics.
+"""The one request story: gather the facts, admit, answer or forward; audit and metrics.
 
 ``handle`` reads top to bottom. It takes the current ``State`` once, so a config
-reload never mixes old and new halves; the identity is checked on every request
-(keep-alive connections outlive certificates); the path the policy judges is the
-path the upstream receives; everything under ``/.certgate/`` is answered here and
-never proxied; and one ``finally`` writes the audit record and the metrics.
+reload never mixes old and new halves, and reads the runtime's clock once, so the
+identity is checked at request time (keep-alive connections outlive certificates).
+The decision half (identity, path, route, policy) is ``admit``: pure, and tested
+with a table. What stays here is the I/O around it: the gateway's own pages under
+``/.certgate/`` (answered here, never proxied), forwarding the path the policy
+judged, and one ``finally`` that writes the audit record and the metrics.
 
 No database access and no blocking call in here.
 """
@@ -12,121 +14,59 @@ No database access and no blocking call in here.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
 
 from aiohttp import web
 
-from gateway.http.forward import ForwardError, forward_http, forward_websocket, is_websocket_upgrade
+from gateway.http.admit import Facts, Page, Refusal, admit
+from gateway.http.exchange import Exchange, Verdict
+from gateway.http.forward import (
+    ForwardError,
+    UpstreamCall,
+    forward_http,
+    forward_websocket,
+    is_websocket_upgrade,
+)
 from gateway.http.pages import help_page, jwks, new_reference, refusal, whoami
-from gateway.http.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
 from gateway.http.tls import peer_certificate_pem_quoted, peer_fingerprint, sni_hostname
-from gateway.identity.index import Identity
-from gateway.runtime import RUNTIME
-from policies.engine import evaluate
-from policies.model import AccessRequest, Effect, Reason
-
-BUILTIN = "/.certgate"
-# What a request without (a known) certificate may still see.
-PUBLIC_BUILTINS = frozenset({"/.certgate/help", "/.certgate/jwks.json"})
+from gateway.runtime import RUNTIME, State
+from policies.model import Reason
 
 
-@dataclass
-class _Outcome:
-    """What the audit record and metrics need, filled in as the story goes."""
-
-    status: int = 500
-    decision: str = "error"
-    reason: str = "internal-error"
-    rule: str | None = None
-    app: str | None = None
-    path: str = ""
-
-
-def _host(request: web.Request) -> str:
-    host = (request.headers.get("Host") or "").strip().lower()
-    if host.startswith("["):
-        return host[: host.find("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if ":" in host else host
-
-
-@lru_cache(maxsize=4096)
-def _source_ip(remote: str | None) -> IPv4Address | IPv6Address:
-    # Parsing an address costs more than the policy decision; clients repeat.
-    return ip_address(remote or "0.0.0.0")  # noqa: S104 - "no address", never bound
-
-
-def _local_port(request: web.Request) -> int:
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+def _local_port(transport: Any) -> int:
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
     return int(sockname[1]) if sockname else 0
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     state = runtime.state
-    reference = new_reference()
     started = time.perf_counter()
-    now = datetime.now(UTC)
-    out = _Outcome(path=request.raw_path.split("?", 1)[0][:2048])
-    identity: Identity | None = None
-    fingerprint: str | None = None
-
-    def refuse(status: int, reason: Reason, limit: int | None = None) -> web.Response:
-        out.status, out.decision, out.reason = status, "deny", reason.value
-        return refusal(request, status=status, reason=reason, reference=reference, limit=limit)
-
+    now = runtime.clock()
+    transport = request.transport
+    fingerprint = peer_fingerprint(transport)
+    raw_path, _, query = request.raw_path.partition("?")
+    host_header = request.headers.get("Host", "")
+    source_ip = request.remote or ""
+    port = _local_port(transport)
+    out = Exchange(new_reference(), now, request.method, host_header, source_ip,
+                   raw_path[:2048], fingerprint)
     try:
-        # 1. Identity, from the certificate of this connection, checked now.
-        fingerprint = peer_fingerprint(request.transport)
-        resolved = runtime.index.resolve(fingerprint, now)
-        if not isinstance(resolved, Reason):
-            identity = resolved
-
-        # 2. Path: one normal form, judged and forwarded alike, read the way the
-        #    app's server reads paths (the Host picks the app; SNI is checked below).
-        host = _host(request)
-        public_port = _local_port(request)
-        app = state.router.app_for(host, public_port)
-        raw_path, _, query = request.raw_path.partition("?")
-        try:
-            path = normalise_path(raw_path, app.path_rules if app is not None else STRICT)
-        except AmbiguousPathError:
-            return refuse(400, Reason.BAD_PATH)
-        out.path = path
-        if isinstance(resolved, Reason):
-            if path in PUBLIC_BUILTINS:
-                out.status, out.decision, out.reason = 200, "allow", "public-page"
-                return _public_builtin(request, path)
-            return refuse(401 if resolved is Reason.NO_CERTIFICATE else 403, resolved)
-        assert identity is not None
-
-        # 3. Route: the Host must be the name the TLS connection was opened for.
-        sni = sni_hostname(request.transport)
-        if sni is not None and sni != host:
-            return refuse(421, Reason.HOST_MISMATCH)
-        if path == BUILTIN or path.startswith(BUILTIN + "/"):
-            builtin = _builtin(request, path, identity, reference)
-            out.status, out.decision, out.reason = builtin.status, "allow", "builtin"
-            return builtin
-        if app is None:
-            return refuse(404, Reason.UNKNOWN_HOST)
-        out.app = app.name
-
-        # 4. Policy: pure, in memory, on the path without ';' parameters.
-        decision = evaluate(state.policy_set, AccessRequest(
-            host=host, method=request.method, path=judged_path(path), user=identity.user,
-            groups=identity.groups, source_ip=_source_ip(request.remote), now=now, mfa_at=None))
-        out.rule = decision.rule
-        if decision.effect is Effect.NEED_MFA:
-            # The second-factor login is not built yet: fail closed, never skip it.
-            return refuse(403, Reason.MFA_UNAVAILABLE)
-        if decision.effect is Effect.DENY:
-            return refuse(403, decision.reason)
+        # 1-4. Identity, path, route, policy: decided from memory, without I/O.
+        result = admit(Facts(fingerprint, host_header, sni_hostname(transport), port,
+                             request.method, raw_path, source_ip), state, runtime.index, now)
+        out.path, out.identity = result.path, result.identity
+        if isinstance(result, Refusal):
+            out.app, out.rule = result.app, result.rule
+            return _refuse(request, out, result.status, result.reason)
+        if isinstance(result, Page):
+            page = _page(request, result, state)
+            out.status, out.verdict, out.reason = page.status, Verdict.ALLOW, result.reason
+            return page
 
         # 5. Forward, with identity headers the client could not have set.
-        route = app.route_for(path)
+        identity, app, host = result.identity, result.app, result.host
+        out.app, out.rule = app.name, result.rule
         headers = {
             "X-Certgate-User": identity.user,
             "X-Certgate-Groups": ",".join(sorted(identity.groups)),
@@ -136,50 +76,36 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 audience=f"https://{host}", factors=("mtls",), now=now),
         }
         if app.config.forward_client_cert:
-            headers["X-Certgate-Client-Cert"] = peer_certificate_pem_quoted(
-                request.transport) or ""
-        path_qs = path + ("?" + query if query else "")
-        out.status, out.decision, out.reason = 200, "allow", Reason.ALLOWED.value
+            headers["X-Certgate-Client-Cert"] = peer_certificate_pem_quoted(transport) or ""
+        call = UpstreamCall(app, result.route, result.path + ("?" + query if query else ""),
+                            headers, host, port, source_ip, identity.fingerprint)
+        out.status, out.verdict, out.reason = 200, Verdict.ALLOW, Reason.ALLOWED
         if is_websocket_upgrade(request):
-            response = await forward_websocket(
-                request, app=app, route=route, path_qs=path_qs, identity_headers=headers,
-                pool=state.pool, public_host=host, public_port=public_port,
-                client_ip=request.remote or "", registry=runtime.websockets,
-                fingerprint=identity.fingerprint)
+            response = await forward_websocket(request, call, state.pool, runtime.websockets)
         else:
-            response = await forward_http(
-                request, app=app, route=route, path_qs=path_qs, identity_headers=headers,
-                pool=state.pool, public_host=host, public_port=public_port,
-                client_ip=request.remote or "")
+            response = await forward_http(request, call, state.pool)
         out.status = response.status
         return response
     except ForwardError as exc:
-        runtime.log.warning("ref %s: %s", reference, exc.detail)
-        response = refuse(exc.status, exc.reason, exc.limit)
-        out.decision = "error" if exc.status >= 500 else "deny"
+        runtime.log.warning("ref %s: %s", out.reference, exc.detail)
+        response = _refuse(request, out, exc.status, exc.reason, exc.limit)
+        if exc.status >= 500:
+            out.verdict = Verdict.ERROR
         return response
     finally:
-        elapsed = time.perf_counter() - started
-        runtime.record(reference=reference, at=now, outcome_status=out.status,
-                       decision=out.decision, reason=out.reason, rule=out.rule, app=out.app,
-                       identity=identity, fingerprint=fingerprint, method=request.method,
-                       host=request.headers.get("Host", ""), path=out.path,
-                       source_ip=request.remote or "", seconds=elapsed)
+        runtime.record(out, time.perf_counter() - started)
 
 
-def _public_builtin(request: web.Request, path: str) -> web.Response:
-    if path == "/.certgate/jwks.json":
-        return jwks(request, request.app[RUNTIME].state.signer.jwks())
-    return help_page(request)
+def _refuse(request: web.Request, out: Exchange, status: int, reason: Reason,
+            limit: int | None = None) -> web.Response:
+    out.status, out.verdict, out.reason = status, Verdict.DENY, reason
+    return refusal(request, status=status, reason=reason, reference=out.reference, limit=limit)
 
 
-def _builtin(request: web.Request, path: str, identity: Identity,
-             reference: str) -> web.Response:
+def _page(request: web.Request, page: Page, state: State) -> web.Response:
     """The gateway's own pages; nothing under /.certgate/ ever reaches an upstream."""
-    if path == "/.certgate/whoami":
-        return whoami(request, identity)
-    if path in PUBLIC_BUILTINS:
-        return _public_builtin(request, path)
-    if path == "/.certgate/login":
-        return refusal(request, status=403, reason=Reason.MFA_UNAVAILABLE, reference=reference)
-    return refusal(request, status=404, reason=Reason.UNKNOWN_HOST, reference=reference)
+    if page.path == "/.certgate/jwks.json":
+        return jwks(request, state.signer.jwks())
+    if page.identity is not None and page.path == "/.certgate/whoami":
+        return whoami(request, page.identity)
+    return help_page(request)

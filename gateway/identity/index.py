@@ -55,8 +55,8 @@ class _User:
     email: str | None
 
 
-_STATUS_REASON = {CertStatus.REVOKED: Reason.CERT_REVOKED,
-                  CertStatus.SUSPENDED: Reason.CERT_SUSPENDED}
+_STATUS_REASON = {CertStatus.REVOKED: Reason.CERTIFICATE_REVOKED,
+                  CertStatus.SUSPENDED: Reason.CERTIFICATE_SUSPENDED}
 
 
 class CertificateIndex:
@@ -96,9 +96,9 @@ class CertificateIndex:
         if cert.status is not CertStatus.ACTIVE:
             return _STATUS_REASON[cert.status]
         if now >= cert.not_after:
-            return Reason.CERT_EXPIRED
+            return Reason.CERTIFICATE_EXPIRED
         if now < cert.not_before:
-            return Reason.CERT_NOT_YET_VALID
+            return Reason.CERTIFICATE_NOT_YET_VALID
         user = self._users.get(cert.user)
         if user is None or not user.enabled:
             return Reason.USER_DISABLED

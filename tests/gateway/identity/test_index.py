@@ -27,11 +27,12 @@ def index(user: UserRecord | None = USER, cert: CertRecord = CERT) -> Certificat
 @pytest.mark.parametrize(("built", "fingerprint", "now", "expected"), [
     (index(), None, NOW, Reason.NO_CERTIFICATE),
     (index(), "0" * 64, NOW, Reason.UNKNOWN_CERTIFICATE),
-    (index(cert=replace(CERT, status=CertStatus.REVOKED)), "f" * 64, NOW, Reason.CERT_REVOKED),
+    (index(cert=replace(CERT, status=CertStatus.REVOKED)), "f" * 64, NOW,
+     Reason.CERTIFICATE_REVOKED),
     (index(cert=replace(CERT, status=CertStatus.SUSPENDED)), "f" * 64, NOW,
-     Reason.CERT_SUSPENDED),
-    (index(), "f" * 64, NOW + timedelta(days=1), Reason.CERT_EXPIRED),
-    (index(), "f" * 64, NOW - timedelta(days=2), Reason.CERT_NOT_YET_VALID),
+     Reason.CERTIFICATE_SUSPENDED),
+    (index(), "f" * 64, NOW + timedelta(days=1), Reason.CERTIFICATE_EXPIRED),
+    (index(), "f" * 64, NOW - timedelta(days=2), Reason.CERTIFICATE_NOT_YET_VALID),
     (index(user=replace(USER, enabled=False)), "f" * 64, NOW, Reason.USER_DISABLED),
     (index(user=None), "f" * 64, NOW, Reason.USER_DISABLED),
 ])
@@ -48,7 +49,7 @@ def test_valid_identity_and_live_updates() -> None:
     assert built.apply_user("alice", replace(USER, groups=("ops",))) == {"f" * 64}
     assert built.resolve("f" * 64, NOW).groups == frozenset({"ops"})  # type: ignore[union-attr]
     assert built.apply_certificate(7, replace(CERT, status=CertStatus.REVOKED)) == {"f" * 64}
-    assert built.resolve("f" * 64, NOW) is Reason.CERT_REVOKED
+    assert built.resolve("f" * 64, NOW) is Reason.CERTIFICATE_REVOKED
     assert built.ocsp_status(7) == OcspStatus("revoked", None, None)
     assert built.ocsp_status(8) == OcspStatus("unknown")
     assert built.apply_certificate(7, None) == {"f" * 64}

@@ -1,0 +1,147 @@
+"""The decision half of the request story: identity -> path -> route -> policy -> outcome.
+
+``admit(facts, state, index, now)`` answers one request from plain values and the
+tables in memory: forward it (``Admission``), answer with one of the gateway's own
+pages (``Page``), or refuse it with a status and a ``Reason`` (``Refusal``). Every
+result carries what the audit record needs (the path judged, the identity, the app
+and the rule), so the story only copies it.
+
+The order of the checks is part of the security model: the path is normalised
+once, with the rules of the app the Host names, before anything else looks at it;
+a request without a valid identity sees only the public pages; the Host must be the
+name the TLS connection was opened for; nothing under ``/.certgate/`` is ever
+forwarded; an unknown host is denied, and so is anything the policy does not allow.
+
+Pure: no aiohttp, no I/O, no clock reads (the caller passes ``now``), no await.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import NamedTuple, Protocol
+
+from gateway.http.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
+from gateway.http.routing import AppTarget, Router, RouteTarget
+from gateway.identity.index import CertificateIndex, Identity
+from policies.engine import evaluate
+from policies.model import AccessRequest, Effect, PolicySet, Reason
+
+BUILTIN = "/.certgate"
+# What a request without (a known) certificate may still see.
+PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json"})
+PAGES = PUBLIC_PAGES | {"/.certgate/whoami"}
+LOGIN = "/.certgate/login"
+
+
+class Facts(NamedTuple):
+    """What ``admit`` needs to know of one request, as plain values."""
+
+    fingerprint: str | None  # SHA-256 of the verified client certificate, if any
+    host_header: str  # the Host header as sent ("" when absent)
+    sni: str | None  # the server name of the TLS hello (None for IP addresses)
+    port: int  # the local port the request arrived on
+    method: str
+    raw_path: str  # the request target without its query
+    source_ip: str  # the peer's address ("" when unknown)
+
+
+class Tables(Protocol):
+    """The part of the swappable ``State`` that decisions read."""
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def policy_set(self) -> PolicySet: ...
+
+
+class Admission(NamedTuple):
+    """Forward to ``app``'s ``route``: the policy allowed ``identity`` on ``path``."""
+
+    identity: Identity
+    app: AppTarget
+    route: RouteTarget
+    host: str  # the Host, lower-cased and without its port
+    path: str  # the normal form: judged and forwarded alike
+    rule: str | None
+
+
+class Page(NamedTuple):
+    """Answer with the gateway's own page at ``path`` (one of ``PAGES``)."""
+
+    path: str
+    identity: Identity | None  # None on a public page seen without a valid certificate
+    reason: Reason
+
+
+class Refusal(NamedTuple):
+    """Refuse with ``status`` and ``reason``; the rest is for the audit record."""
+
+    status: int
+    reason: Reason
+    path: str
+    identity: Identity | None = None
+    app: str | None = None
+    rule: str | None = None
+
+
+def host_from_header(header: str) -> str:
+    """The Host header lower-cased, without its port (``[::1]:8443`` -> ``[::1]``)."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+@lru_cache(maxsize=4096)
+def _source_ip(remote: str) -> IPv4Address | IPv6Address:
+    # Parsing an address costs more than the policy decision; clients repeat.
+    return ip_address(remote or "0.0.0.0")  # noqa: S104 - "no address", never bound
+
+
+def admit(facts: Facts, state: Tables, index: CertificateIndex,
+          now: datetime) -> Admission | Page | Refusal:
+    """Decide one request; see the module docstring for the order of the checks."""
+    # 1. Identity, from the certificate of this connection, checked now (keep-alive
+    #    connections outlive certificates).
+    resolved = index.resolve(facts.fingerprint, now)
+    identity = None if isinstance(resolved, Reason) else resolved
+
+    # 2. Path: one normal form, judged and forwarded alike, read the way the app's
+    #    server reads paths (the Host picks the app; SNI is checked below).
+    host = host_from_header(facts.host_header)
+    app = state.router.app_for(host, facts.port)
+    try:
+        path = normalise_path(facts.raw_path, app.path_rules if app is not None else STRICT)
+    except AmbiguousPathError:
+        return Refusal(400, Reason.AMBIGUOUS_PATH, facts.raw_path[:2048], identity)
+    if isinstance(resolved, Reason):
+        if path in PUBLIC_PAGES:
+            return Page(path, None, Reason.PUBLIC_PAGE)
+        return Refusal(401 if resolved is Reason.NO_CERTIFICATE else 403, resolved, path)
+
+    # 3. Route: the Host must be the name the TLS connection was opened for; the
+    #    gateway's own pages are answered on every host and never forwarded.
+    if facts.sni is not None and facts.sni != host:
+        return Refusal(421, Reason.SNI_HOST_MISMATCH, path, resolved)
+    if path == BUILTIN or path.startswith(BUILTIN + "/"):
+        if path in PAGES:
+            return Page(path, resolved, Reason.BUILTIN)
+        if path == LOGIN:  # the second-factor login is not built yet
+            return Refusal(403, Reason.MFA_UNAVAILABLE, path, resolved)
+        return Refusal(404, Reason.PAGE_NOT_FOUND, path, resolved)
+    if app is None:
+        return Refusal(404, Reason.ROUTE_NOT_FOUND, path, resolved)
+
+    # 4. Policy: pure, in memory, on the path without ';' parameters.
+    decision = evaluate(state.policy_set, AccessRequest(
+        host=host, method=facts.method, path=judged_path(path), user=resolved.user,
+        groups=resolved.groups, source_ip=_source_ip(facts.source_ip), now=now, mfa_at=None))
+    if decision.effect is Effect.NEED_MFA:
+        # The second-factor login is not built yet: fail closed, never skip it.
+        return Refusal(403, Reason.MFA_UNAVAILABLE, path, resolved, app.name, decision.rule)
+    if decision.effect is Effect.DENY:
+        return Refusal(403, decision.reason, path, resolved, app.name, decision.rule)
+    return Admission(resolved, app, app.route_for(path), host, path, decision.rule)
