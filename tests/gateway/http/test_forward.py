@@ -231,14 +231,13 @@ async def test_body_within_the_route_limit_passes(front: Front) -> None:
     assert front.errors == []
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # nothing listens once the socket closes
-
-
 async def test_upstream_down_is_a_502() -> None:
-    runner, front_, pool = await _front(f"http://127.0.0.1:{_closed_port()}", Upstream(0))
+    # Bound but never listening: connections are refused, and no other process can
+    # take the port while the test runs (a closed port could be reused).
+    reserved = socket.socket()
+    reserved.bind(("127.0.0.1", 0))
+    port = int(reserved.getsockname()[1])
+    runner, front_, pool = await _front(f"http://127.0.0.1:{port}", Upstream(0))
     try:
         async with aiohttp.ClientSession() as session, session.get(
                 front_.url + "/page", headers={"Host": "wiki.test"}) as resp:
@@ -247,6 +246,7 @@ async def test_upstream_down_is_a_502() -> None:
     finally:
         await runner.cleanup()
         await pool.close()
+        reserved.close()
     [error] = front_.errors
     assert (error.status, error.reason) == (502, Reason.UPSTREAM_UNAVAILABLE)
     assert "127.0.0.1" in error.detail  # for the log; the page never shows it
