@@ -1,10 +1,16 @@
 """A real gateway for end-to-end tests: data dir from `certgate init`, users and
-certificates from the CLI, sample upstreams on loopback, the server on port 0."""
+certificates from the CLI, sample upstreams on loopback, the server on port 0.
+
+The CLI work (init, four users, a certificate each) runs once per session into a
+template; every test gets its own copy, so a test that revokes or disables starts
+from the same clean database as the next one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -202,10 +208,34 @@ def prepare_data_dir(tmp_path: Path) -> tuple[Path, dict[str, tuple[Path, Path]]
     return data_dir, certs
 
 
+@dataclass(frozen=True)
+class Template:
+    """A prepared directory: ``gw/`` (the data dir) and each user's PEM pair beside it."""
+
+    root: Path
+    certs: dict[str, tuple[Path, Path]]
+
+    def copy_to(self, dest: Path) -> tuple[Path, dict[str, tuple[Path, Path]]]:
+        """Copy into ``dest`` keeping file modes (the server refuses keys that are not
+        0600); return the copy's data dir and certificate files."""
+        shutil.copytree(self.root, dest, dirs_exist_ok=True)
+        certs = {user: (dest / cert.relative_to(self.root), dest / key.relative_to(self.root))
+                 for user, (cert, key) in self.certs.items()}
+        return dest / "gw", certs
+
+
+@pytest.fixture(scope="session")
+def gateway_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    # Session-scoped and synchronous: the CLI runs its own event loop.
+    root = tmp_path_factory.mktemp("gateway-template")
+    _, certs = prepare_data_dir(root)
+    return Template(root, certs)
+
+
 @pytest.fixture
-async def gateway(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Gateway]:
-    # The CLI runs its own event loop, so it runs in a thread here.
-    data_dir, certs = await asyncio.to_thread(prepare_data_dir, tmp_path)
+async def gateway(tmp_path: Path, request: pytest.FixtureRequest,
+                  gateway_template: Template) -> AsyncIterator[Gateway]:
+    data_dir, certs = await asyncio.to_thread(gateway_template.copy_to, tmp_path)
     config_path = data_dir / "certgate.yaml"
     seen = Seen()
     runner, upstream_port = await start(upstream_app(seen))

@@ -1,0 +1,65 @@
+"""What every part of the ``Store`` shares: the engine, one transaction, the event append.
+
+``StoreBase._tx`` turns an unreachable database into ``DatabaseUnavailableError``
+with one sentence and lets ``NotFoundError``/``ConflictError`` through untouched;
+``_event`` appends the ``events`` row a mutation writes in its own transaction.
+Must not know about users, certificates or CRLs: those are ``users``, ``certs``
+and ``feed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.store import tables as t
+from gateway.store.db import _is_connection_error, safe_url, short_cause
+from gateway.store.errors import ConflictError, DatabaseUnavailableError, NotFoundError
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None, "an INSERT always reports its primary key"
+    return int(key[0])
+
+
+class StoreBase:
+    """The engine and its URL; the noun mixins build on ``_tx`` and ``_event``."""
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self._engine = engine
+        self._url = url
+
+    @property
+    def url(self) -> str:
+        return safe_url(self._url)
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except (NotFoundError, ConflictError):
+            raise
+        except IntegrityError:
+            raise
+        except (DBAPIError, OSError, ConnectionError) as exc:
+            if isinstance(exc, OSError | ConnectionError) or _is_connection_error(exc):
+                raise DatabaseUnavailableError(
+                    f"cannot reach the database at {self.url}: {short_cause(exc)}"
+                ) from None
+            raise
+
+    @staticmethod
+    async def _event(conn: AsyncConnection, kind: str, key: str) -> None:
+        await conn.execute(insert(t.events).values(kind=kind, key=key, created_at=utc_now()))

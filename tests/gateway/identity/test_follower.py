@@ -1,0 +1,155 @@
+"""The change follower on a real SQLite store: mutations reach the index, an outage
+keeps the index as it was, and the follower catches up once the database is back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.identity.follower import EventFollower
+from gateway.identity.index import CertificateIndex, Identity
+from gateway.store.db import sqlite_url
+from gateway.store.errors import DatabaseUnavailableError
+from gateway.store.records import CertRecord, CertStatus
+from gateway.store.store import Store
+from policies.model import Reason
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+ALICE_FP, BOB_FP = "a1" * 32, "b0" * 32
+
+
+def cert(serial: int, user: str, fp: str) -> CertRecord:
+    return CertRecord(serial=serial, user=user, fingerprint=fp, subject=f"CN={user}",
+                      not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=30),
+                      status=CertStatus.ACTIVE, issued_at=NOW, pem="-----BEGIN CERTIFICATE-----")
+
+
+@dataclass
+class Feed:
+    store: Store
+    index: CertificateIndex
+    follower: EventFollower
+    db_dir: Path
+    changes: list[tuple[set[str], set[str]]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+async def feed(tmp_path: Path) -> AsyncIterator[Feed]:
+    db_dir = tmp_path / "db"  # a directory of its own, so the test can take it away
+    store = await Store.open(sqlite_url(db_dir / "certgate.db"))
+    await store.add_user("alice", groups=["staff"])
+    await store.add_user("bob", groups=["sales"])
+    await store.add_certificate(cert(0xA1, "alice", ALICE_FP))
+    snapshot = await store.identity_snapshot()
+    index = CertificateIndex.from_snapshot(snapshot)
+    holder: list[Feed] = []
+
+    async def on_change(fps: set[str], kinds: set[str]) -> None:
+        holder[0].changes.append((fps, kinds))
+        holder[0].changed.set()
+
+    follower = EventFollower(store, index, after_id=snapshot.last_event_id, interval=0.01,
+                             on_change=on_change)
+    holder.append(Feed(store, index, follower, db_dir))
+    try:
+        yield holder[0]
+    finally:
+        await store.close()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the follower's task run until ``condition`` holds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def running(follower: EventFollower) -> AsyncIterator[None]:
+    task = asyncio.create_task(follower.run())
+    try:
+        yield
+        assert not task.done(), "run() ended on its own"  # it must survive any outage
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def status(feed: Feed, fp: str) -> Identity | Reason:
+    return feed.index.resolve(fp, datetime.now(UTC))
+
+
+async def test_poll_once_applies_each_kind_of_event(feed: Feed) -> None:
+    assert isinstance(status(feed, ALICE_FP), Identity)
+    assert await feed.follower.poll_once() == 0  # nothing after the snapshot
+    assert feed.changes == []
+
+    await feed.store.add_certificate(cert(0xB0, "bob", BOB_FP))
+    assert status(feed, BOB_FP) is Reason.UNKNOWN_CERTIFICATE  # not until the poll
+    assert await feed.follower.poll_once() == 1
+    bob = status(feed, BOB_FP)
+    assert isinstance(bob, Identity) and bob.groups == frozenset({"sales"})
+    assert feed.changes[-1] == ({BOB_FP}, {"cert"})
+
+    await feed.store.set_user_groups("bob", ["sales", "staff"])
+    await feed.store.set_user_enabled("alice", False)
+    assert await feed.follower.poll_once() == 2
+    assert status(feed, ALICE_FP) is Reason.USER_DISABLED
+    bob = status(feed, BOB_FP)
+    assert isinstance(bob, Identity) and bob.groups == frozenset({"sales", "staff"})
+    assert feed.changes[-1] == ({ALICE_FP, BOB_FP}, {"user"})
+
+    await feed.store.revoke_certificate(0xB0, reason="keyCompromise", at=NOW)
+    await feed.follower.poll_once()
+    assert status(feed, BOB_FP) is Reason.CERT_REVOKED
+    assert feed.follower.last_event_id == (await feed.store.identity_snapshot()).last_event_id
+
+
+async def test_running_follower_applies_a_revocation(feed: Feed) -> None:
+    async with running(feed.follower):
+        await feed.store.revoke_certificate(0xA1, reason="keyCompromise", at=NOW)
+        async with asyncio.timeout(5):
+            await feed.changed.wait()
+        assert status(feed, ALICE_FP) is Reason.CERT_REVOKED
+        assert feed.changes == [({ALICE_FP}, {"cert"})]
+        assert feed.follower.healthy
+
+
+async def test_outage_keeps_the_index_and_the_follower_catches_up(feed: Feed) -> None:
+    await feed.store.suspend_certificate(0xA1, at=NOW)
+    await feed.follower.poll_once()
+    assert status(feed, ALICE_FP) is Reason.CERT_SUSPENDED
+    away = feed.db_dir.with_name("db-away")
+
+    async with running(feed.follower):
+        feed.db_dir.rename(away)  # the database is gone for the follower
+        await until(lambda: not feed.follower.healthy)
+        with pytest.raises(DatabaseUnavailableError):
+            await feed.store.events_after(0)
+        # Serving from memory: the suspension holds, nothing is forgotten.
+        assert status(feed, ALICE_FP) is Reason.CERT_SUSPENDED
+        assert len(feed.index) == 1
+
+        # An admin changes things meanwhile (through another path to the same file).
+        other = await Store.open(sqlite_url(away / "certgate.db"), migrate=False)
+        try:
+            await other.resume_certificate(0xA1)
+            await other.add_certificate(cert(0xB0, "bob", BOB_FP))
+        finally:
+            await other.close()
+        assert status(feed, ALICE_FP) is Reason.CERT_SUSPENDED  # still unseen
+
+        away.rename(feed.db_dir)  # back
+        await until(lambda: feed.follower.healthy and isinstance(status(feed, BOB_FP), Identity))
+        assert isinstance(status(feed, ALICE_FP), Identity)
+        assert len(feed.index) == 2
+
+
