@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from gateway.config import AppConfig
-from gateway.http.forward import ForwardError, forward_http
+from gateway.http.forward import ForwardError, UpstreamCall, forward_http
 from gateway.http.routing import Router
 from gateway.http.upstream import UpstreamPool
 from policies.model import Reason
@@ -110,10 +110,11 @@ async def _front(upstream_url: str, upstream: Upstream, **app_keys: Any
     async def handle(request: web.Request) -> web.StreamResponse:
         target = router.apps["wiki.test"]
         try:
-            return await forward_http(
-                request, app=target, route=target.route_for(request.path),
-                path_qs=request.raw_path, identity_headers={"X-Certgate-User": "alice"},
-                pool=pool, public_host="wiki.test", public_port=8443, client_ip="192.0.2.7")
+            call = UpstreamCall(
+                app=target, route=target.route_for(request.path), path_qs=request.raw_path,
+                identity_headers={"X-Certgate-User": "alice"}, public_host="wiki.test",
+                public_port=8443, client_ip="192.0.2.7", fingerprint="f" * 64)
+            return await forward_http(request, call, pool)
         except ForwardError as exc:
             errors.append(exc)
             return web.Response(status=exc.status, text=exc.reason.value)

@@ -77,7 +77,7 @@ async def test_wants_json_by_accept(client: TestClient[web.Request, web.Applicat
 
 
 @pytest.mark.parametrize(("status", "reason"), [
-    (403, Reason.CERT_REVOKED), (401, Reason.NO_CERTIFICATE), (502, Reason.UPSTREAM_UNAVAILABLE),
+    (403, Reason.CERTIFICATE_REVOKED), (401, Reason.NO_CERTIFICATE), (502, Reason.UPSTREAM_UNAVAILABLE),
 ])
 async def test_json_refusal(client: TestClient[web.Request, web.Application], status: int,
                             reason: Reason) -> None:
@@ -103,13 +103,13 @@ async def test_json_body_too_large_names_the_limit(
 
 
 async def test_html_refusal(client: TestClient[web.Request, web.Application]) -> None:
-    resp = await client.get(f"/refuse/403/{Reason.CERT_SUSPENDED.value}?ref=00000000beef",
+    resp = await client.get(f"/refuse/403/{Reason.CERTIFICATE_SUSPENDED.value}?ref=00000000beef",
                             headers={"Accept": "text/html"})
     text = await resp.text()
     assert resp.status == 403
     assert resp.content_type == "text/html" and resp.charset == "utf-8"
     assert "<title>Access denied · certgate</title>" in text
-    assert html.escape(describe(Reason.CERT_SUSPENDED), quote=False) in text
+    assert html.escape(describe(Reason.CERTIFICATE_SUSPENDED), quote=False) in text
     assert "ask your administrator to resume the certificate" in text
     assert "<code>00000000beef</code>" in text
     assert "/.certgate/help" not in text  # the import help is for certificate problems only
@@ -131,7 +131,7 @@ async def test_html_upload_limit_and_help_link(
 
 async def test_unknown_status_gets_a_generic_title(
         client: TestClient[web.Request, web.Application]) -> None:
-    resp = await client.get(f"/refuse/429/{Reason.DENY_RULE.value}")
+    resp = await client.get(f"/refuse/429/{Reason.DENIED_BY_RULE.value}")
     assert resp.status == 429
     assert "<h1>Refused</h1>" in await resp.text()
 

@@ -109,7 +109,7 @@ async def test_poll_once_applies_each_kind_of_event(feed: Feed) -> None:
 
     await feed.store.revoke_certificate(0xB0, reason="keyCompromise", at=NOW)
     await feed.follower.poll_once()
-    assert status(feed, BOB_FP) is Reason.CERT_REVOKED
+    assert status(feed, BOB_FP) is Reason.CERTIFICATE_REVOKED
     assert feed.follower.last_event_id == (await feed.store.identity_snapshot()).last_event_id
 
 
@@ -118,7 +118,7 @@ async def test_running_follower_applies_a_revocation(feed: Feed) -> None:
         await feed.store.revoke_certificate(0xA1, reason="keyCompromise", at=NOW)
         async with asyncio.timeout(5):
             await feed.changed.wait()
-        assert status(feed, ALICE_FP) is Reason.CERT_REVOKED
+        assert status(feed, ALICE_FP) is Reason.CERTIFICATE_REVOKED
         assert feed.changes == [({ALICE_FP}, {"cert"})]
         assert feed.follower.healthy
 
@@ -126,7 +126,7 @@ async def test_running_follower_applies_a_revocation(feed: Feed) -> None:
 async def test_outage_keeps_the_index_and_the_follower_catches_up(feed: Feed) -> None:
     await feed.store.suspend_certificate(0xA1, at=NOW)
     await feed.follower.poll_once()
-    assert status(feed, ALICE_FP) is Reason.CERT_SUSPENDED
+    assert status(feed, ALICE_FP) is Reason.CERTIFICATE_SUSPENDED
     away = feed.db_dir.with_name("db-away")
 
     async with running(feed.follower):
@@ -135,7 +135,7 @@ async def test_outage_keeps_the_index_and_the_follower_catches_up(feed: Feed) ->
         with pytest.raises(DatabaseUnavailableError):
             await feed.store.events_after(0)
         # Serving from memory: the suspension holds, nothing is forgotten.
-        assert status(feed, ALICE_FP) is Reason.CERT_SUSPENDED
+        assert status(feed, ALICE_FP) is Reason.CERTIFICATE_SUSPENDED
         assert len(feed.index) == 1
 
         # An admin changes things meanwhile (through another path to the same file).
@@ -145,7 +145,7 @@ async def test_outage_keeps_the_index_and_the_follower_catches_up(feed: Feed) ->
             await other.add_certificate(cert(0xB0, "bob", BOB_FP))
         finally:
             await other.close()
-        assert status(feed, ALICE_FP) is Reason.CERT_SUSPENDED  # still unseen
+        assert status(feed, ALICE_FP) is Reason.CERTIFICATE_SUSPENDED  # still unseen
 
         away.rename(feed.db_dir)  # back
         await until(lambda: feed.follower.healthy and isinstance(status(feed, BOB_FP), Identity))
