@@ -77,7 +77,8 @@ async def test_wants_json_by_accept(client: TestClient[web.Request, web.Applicat
 
 
 @pytest.mark.parametrize(("status", "reason"), [
-    (403, Reason.CERTIFICATE_REVOKED), (401, Reason.NO_CERTIFICATE), (502, Reason.UPSTREAM_UNAVAILABLE),
+    (403, Reason.CERTIFICATE_REVOKED), (401, Reason.NO_CERTIFICATE),
+    (502, Reason.UPSTREAM_UNAVAILABLE),
 ])
 async def test_json_refusal(client: TestClient[web.Request, web.Application], status: int,
                             reason: Reason) -> None:
