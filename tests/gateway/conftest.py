@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class Gateway:
     seen: Seen
     upstream_port: int
     certs: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # user -> (cert, key)
+    extra_port: int | None = None  # the port an app listed as FREE_PORT got
 
     @property
     def ca_pem(self) -> Path:
@@ -240,7 +242,13 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest,
     seen = Seen()
     runner, upstream_port = await start(upstream_app(seen))
     marker = request.node.get_closest_marker("apps")
-    extra = marker.kwargs if marker else {}
+    extra = {name: dict(app) for name, app in (marker.kwargs if marker else {}).items()}
+    extra_port = None
+    for app in extra.values():
+        if FREE_PORT in app.get("ports", ()):
+            # Picked now, just before the server binds it, not when the module loads.
+            extra_port = free_port()
+            app["ports"] = [extra_port if p == FREE_PORT else p for p in app["ports"]]
     cfg = yaml.safe_load(config_path.read_text())
     cfg.update(listen="127.0.0.1:0", admin_listen="127.0.0.1:0", pki_listen="127.0.0.1:0",
                apps=app_configs(f"http://127.0.0.1:{upstream_port}", **extra))
@@ -265,7 +273,7 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest,
 
     try:
         yield Gateway(data_dir, config_path, port("public"), port("admin"), port("pki"),
-                      runtime, seen, upstream_port, certs)
+                      runtime, seen, upstream_port, certs, extra_port)
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
@@ -273,8 +281,17 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest,
         await runner.cleanup()
 
 
+FREE_PORT = -1  # in an app's "ports": a free port picked at start, as gateway.extra_port
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def apps(**kwargs: Any) -> pytest.MarkDecorator:
-    """Override app settings for one test: @apps(wiki={"ports": [port]})."""
+    """Override app settings for one test: @apps(wiki={"ports": [FREE_PORT]})."""
     return pytest.mark.apps(**kwargs)
 
 

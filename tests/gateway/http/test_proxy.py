@@ -18,7 +18,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from gateway.store.errors import StoreError
 from pki.ca import build_ca
 from pki.keys import generate_key
-from tests.gateway.conftest import HOST, Gateway, apps, craft_cert, register, write_pair
+from tests.gateway.conftest import (
+    FREE_PORT,
+    HOST,
+    Gateway,
+    apps,
+    craft_cert,
+    register,
+    write_pair,
+)
 
 
 async def test_allowed_user_reaches_upstream_with_verified_identity(gateway: Gateway) -> None:
@@ -488,20 +496,11 @@ async def test_audit_record_matches_the_reference_on_the_page(gateway: Gateway) 
             record["path"]) == ("alice", "deny", "denied-by-rule", "wiki.deny[0]", "/admin")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-EXTRA_PORT = _free_port()
-
-
-@apps(wiki={"ports": [EXTRA_PORT]})
+@apps(wiki={"ports": [FREE_PORT]})
 async def test_extra_port_reaches_only_its_app(gateway: Gateway) -> None:
-    status, body, _ = await gateway.request("GET", "/ucp", port=EXTRA_PORT)
+    extra_port = gateway.extra_port
+    assert extra_port is not None
+    status, body, _ = await gateway.request("GET", "/ucp", port=extra_port)
     assert (status, body["path"]) == (200, "/ucp")
-    status, body, _ = await gateway.request("GET", "/", host="local.test", port=EXTRA_PORT)
+    status, body, _ = await gateway.request("GET", "/", host="local.test", port=extra_port)
     assert (status, body["error"]) == (404, "route-not-found")
