@@ -41,6 +41,8 @@ class Reason(StrEnum):
     PAGE_NOT_FOUND = "page-not-found"
     SNI_HOST_MISMATCH = "sni-host-mismatch"
     AMBIGUOUS_PATH = "ambiguous-path"
+    INVALID_HOST = "invalid-host"
+    METHOD_NOT_ALLOWED = "method-not-allowed"
     NO_MATCHING_ALLOW_RULE = "no-matching-allow-rule"
     DENIED_BY_RULE = "denied-by-rule"
     MFA_REQUIRED = "mfa-required"
@@ -68,6 +70,8 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.PAGE_NOT_FOUND: "The gateway has no page at this address.",
     Reason.SNI_HOST_MISMATCH: "The address you asked for does not match the connection.",
     Reason.AMBIGUOUS_PATH: "The address contains an ambiguous path.",
+    Reason.INVALID_HOST: "The address (Host) in the request is malformed.",
+    Reason.METHOD_NOT_ALLOWED: "This application does not accept this kind of request.",
     Reason.NO_MATCHING_ALLOW_RULE: "You are not allowed to use this application.",
     Reason.DENIED_BY_RULE: "Access to this part of the application is denied.",
     Reason.MFA_REQUIRED: "This application needs your password and a one-time code.",
@@ -168,6 +172,17 @@ class Rule:
     paths: PathMatcher | None
     networks: tuple[IPNetwork, ...] | None
     hours: TimeWindow | None
+
+
+# RFC 9110 methods (without TRACE and CONNECT, which a gateway has no business
+# forwarding), PATCH (RFC 5789), WebDAV (RFC 4918, 3744, 5323), CalDAV and DeltaV
+# (Subversion). Anything else must be declared per app in ``extra_methods``.
+KNOWN_METHODS = frozenset({
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH",
+    "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "ACL", "SEARCH",
+    "REPORT", "MKCALENDAR", "MKACTIVITY", "CHECKOUT", "CHECKIN", "UNCHECKOUT", "MERGE",
+    "VERSION-CONTROL", "MKWORKSPACE", "UPDATE", "LABEL", "BASELINE-CONTROL",
+})
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from policies.durations import duration_from_value
+from policies.model import KNOWN_METHODS
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -185,6 +186,9 @@ class AppPolicySpec(_Spec):
     # path rules regardless of case (IIS and other Windows servers).
     path_parameters: Literal["refuse", "allow"] = "refuse"
     path_case: Literal["sensitive", "insensitive"] = "sensitive"
+    # Methods beyond the standard set (KNOWN_METHODS) this app really uses; every
+    # other method is refused with 405 before the policy is asked.
+    extra_methods: tuple[Method, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -222,6 +226,19 @@ class AppPolicySpec(_Spec):
             if not rule.has_conditions:
                 raise ValueError("a deny rule must name at least one condition")
         return value
+
+    @model_validator(mode="after")
+    def _methods_known(self) -> AppPolicySpec:
+        accepted = KNOWN_METHODS | set(self.extra_methods)
+        for kind, rules in (("allow", self.allow), ("deny", self.deny)):
+            for i, rule in enumerate(rules):
+                for method in rule.methods or ():
+                    if method not in accepted:
+                        raise ValueError(
+                            f"{kind}[{i}] names method '{method}', which is not a standard "
+                            "HTTP or WebDAV method; list it in extra_methods if this app "
+                            "really uses it")
+        return self
 
     @model_validator(mode="after")
     def _mfa_age(self) -> AppPolicySpec:

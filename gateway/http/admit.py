@@ -17,6 +17,7 @@ Pure: no aiohttp, no I/O, no clock reads (the caller passes ``now``), no await.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -33,6 +34,7 @@ BUILTIN = "/.certgate"
 PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json"})
 PAGES = PUBLIC_PAGES | {"/.certgate/whoami"}
 LOGIN = "/.certgate/login"
+_HOST_WITH_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::[0-9]{1,5})?")
 
 
 class Facts(NamedTuple):
@@ -111,6 +113,9 @@ def admit(facts: Facts, state: Tables, index: CertificateIndex,
 
     # 2. Path: one normal form, judged and forwarded alike, read the way the app's
     #    server reads paths (the Host picks the app; SNI is checked below).
+    if ":" in facts.host_header and not _HOST_WITH_PORT.fullmatch(facts.host_header.strip()):
+        # "wiki.test:abc" must not reach an upstream that builds URLs from the Host.
+        return Refusal(400, Reason.INVALID_HOST, facts.raw_path[:2048], identity)
     host = host_from_header(facts.host_header)
     app = state.router.app_for(host, facts.port)
     try:
@@ -120,7 +125,9 @@ def admit(facts: Facts, state: Tables, index: CertificateIndex,
     if isinstance(resolved, Reason):
         if path in PUBLIC_PAGES:
             return Page(path, None, Reason.PUBLIC_PAGE)
-        return Refusal(401 if resolved is Reason.NO_CERTIFICATE else 403, resolved, path)
+        # The audit record names whose certificate it was, even when it no longer counts.
+        return Refusal(401 if resolved is Reason.NO_CERTIFICATE else 403, resolved, path,
+                       index.holder(facts.fingerprint))
 
     # 3. Route: the Host must be the name the TLS connection was opened for; the
     #    gateway's own pages are answered on every host and never forwarded.
@@ -134,6 +141,8 @@ def admit(facts: Facts, state: Tables, index: CertificateIndex,
         return Refusal(404, Reason.PAGE_NOT_FOUND, path, resolved)
     if app is None:
         return Refusal(404, Reason.ROUTE_NOT_FOUND, path, resolved)
+    if facts.method not in app.methods:  # TRACE, CONNECT, made-up methods: never forwarded
+        return Refusal(405, Reason.METHOD_NOT_ALLOWED, path, resolved, app.name)
 
     # 4. Policy: pure, in memory, on the path without ';' parameters.
     decision = evaluate(state.policy_set, AccessRequest(

@@ -37,8 +37,8 @@ _SECURITY_HEADERS = {
 
 _TITLES = {
     401: "Certificate needed", 403: "Access denied", 400: "Bad request",
-    404: "Not found", 413: "Upload too large", 421: "Wrong address", 502: "Application unavailable",
-    504: "Application too slow",
+    404: "Not found", 405: "Request not accepted", 413: "Upload too large",
+    421: "Wrong address", 502: "Application unavailable", 504: "Application too slow",
 }
 
 _ADVICE: dict[Reason, str] = {

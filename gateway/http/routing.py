@@ -16,6 +16,7 @@ from yarl import URL
 
 from gateway.config import AppConfig
 from gateway.http.paths import PathRules
+from policies.model import KNOWN_METHODS
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class AppTarget:
     ports: frozenset[int]
     routes: tuple[RouteTarget, ...]  # longest prefix first, the app default last
     path_rules: PathRules
+    methods: frozenset[str]  # the standard set plus the app's extra_methods
     # Per-(host, port) response header rewriters, filled by gateway.http.forward on use.
     rewriters: dict[tuple[str, int], Any] = field(default_factory=dict, compare=False,
                                                   repr=False)
@@ -98,7 +100,8 @@ def build_app_target(app: AppConfig) -> AppTarget:
         for r in sorted(app.routes, key=lambda r: len(r.path), reverse=True)
     ]
     routes.append(_route(app, "/"))
-    return AppTarget(app, frozenset(app.ports), tuple(routes), path_rules_for(app))
+    return AppTarget(app, frozenset(app.ports), tuple(routes), path_rules_for(app),
+                     KNOWN_METHODS | frozenset(app.extra_methods))
 
 
 def path_rules_for(app: AppConfig) -> PathRules:

@@ -105,6 +105,19 @@ class CertificateIndex:
         return Identity(cert.user, user.groups, cert.serial, fingerprint, cert.not_before,
                         cert.not_after, user.email)
 
+    def holder(self, fingerprint: str | None) -> Identity | None:
+        """Whose certificate this is, whatever its status: for audit records of refusals.
+
+        Never use this to admit anyone; ``resolve`` is the only gate.
+        """
+        cert = self._certs.get(fingerprint) if fingerprint is not None else None
+        if cert is None or fingerprint is None:
+            return None
+        user = self._users.get(cert.user)
+        return Identity(cert.user, user.groups if user else frozenset(), cert.serial,
+                        fingerprint, cert.not_before, cert.not_after,
+                        user.email if user else None)
+
     def ocsp_status(self, serial: int) -> OcspStatus:
         """What OCSP says of a serial: unknown, good, or revoked (on hold when suspended)."""
         fp = self._by_serial.get(serial)

@@ -78,3 +78,14 @@ def test_accepts_a_full_app_and_normalises() -> None:
 ])
 def test_days(text: str, days: set[int]) -> None:
     assert parse_days(text) == days
+
+
+def test_rule_methods_must_be_known_or_declared() -> None:
+    spec = {"name": "git", "host": "git.test", "allow": [{"everyone": True, "methods": ["GIT"]}]}
+    with pytest.raises(ValidationError, match="allow\\[0\\] names method 'GIT'.*extra_methods"):
+        AppPolicySpec.model_validate(spec)
+    declared = AppPolicySpec.model_validate({**spec, "extra_methods": ["git"]})
+    assert declared.extra_methods == ("GIT",)
+    ok = AppPolicySpec.model_validate({**spec, "allow": [{"everyone": True,
+                                                          "methods": ["propfind", "PATCH"]}]})
+    assert ok.allow[0].methods == ("PROPFIND", "PATCH")

@@ -36,6 +36,7 @@ APPS: list[dict[str, Any]] = [
     {"name": "servlet", "host": "servlet.test", "upstream": UP, "path_parameters": "allow",
      "allow": [{"everyone": True}], "deny": [{"paths": ["/private"]}]},
     {"name": "win", "host": "win.test", "upstream": UP, "path_case": "insensitive",
+     "extra_methods": ["PURGE"],
      "allow": [{"everyone": True}], "deny": [{"paths": ["/admin"]}]},
 ]
 
@@ -124,13 +125,15 @@ ROWS: list[tuple[str, Facts, tuple[Any, ...]]] = [
     # -- identity: checked on every request, at the caller's time
     ("no-certificate", facts(fp=None), no(401, R.NO_CERTIFICATE, user=None)),
     ("unknown-certificate", facts(fp=UNKNOWN), no(403, R.UNKNOWN_CERTIFICATE, user=None)),
-    ("revoked", facts(fp=REVOKED), no(403, R.CERTIFICATE_REVOKED, user=None)),
-    ("suspended", facts(fp=SUSPENDED), no(403, R.CERTIFICATE_SUSPENDED, user=None)),
-    ("expired", facts(fp=EXPIRED), no(403, R.CERTIFICATE_EXPIRED, user=None)),
-    ("not-yet-valid", facts(fp=EARLY), no(403, R.CERTIFICATE_NOT_YET_VALID, user=None)),
-    ("user-disabled", facts(fp=DAVE), no(403, R.USER_DISABLED, user=None)),
+    ("revoked", facts(fp=REVOKED), no(403, R.CERTIFICATE_REVOKED, user="alice")),
+    ("suspended", facts(fp=SUSPENDED), no(403, R.CERTIFICATE_SUSPENDED, user="alice")),
+    ("expired", facts(fp=EXPIRED), no(403, R.CERTIFICATE_EXPIRED, user="alice")),
+    ("not-yet-valid", facts(fp=EARLY), no(403, R.CERTIFICATE_NOT_YET_VALID, user="alice")),
+    ("user-disabled", facts(fp=DAVE), no(403, R.USER_DISABLED, user="dave")),
     ("refused-identity-on-unknown-host", facts(fp=None, host="nope.test"),
      no(401, R.NO_CERTIFICATE, user=None)),
+    ("revoked-on-a-page", facts("/.certgate/whoami", fp=REVOKED),
+     no(403, R.CERTIFICATE_REVOKED, "/.certgate/whoami", user="alice")),
     # -- public pages: all a request without a valid identity may see
     ("help-without-cert", facts("/.certgate/help", fp=None),
      ("page", "/.certgate/help", R.PUBLIC_PAGE, None)),
@@ -155,6 +158,18 @@ ROWS: list[tuple[str, Facts, tuple[Any, ...]]] = [
     ("unknown-page", facts("/.certgate/nope"), no(404, R.PAGE_NOT_FOUND, "/.certgate/nope")),
     ("bare-prefix", facts("/.certgate"), no(404, R.PAGE_NOT_FOUND, "/.certgate")),
     ("look-alike-prefix", facts("/.certgatex"), fwd("wiki", "/.certgatex", "wiki.allow[0]")),
+    # -- a Host whose port is not a number is refused before it can reach an upstream
+    ("host-port-not-a-number", facts(host="wiki.test:abc", sni="wiki.test"),
+     no(400, R.INVALID_HOST)),
+    ("host-port-empty-v6", facts(host="[::1", sni=None), no(400, R.INVALID_HOST)),
+    ("host-two-ports", facts(host="wiki.test:1:2", sni="wiki.test"), no(400, R.INVALID_HOST)),
+    # -- methods: only the standard and WebDAV ones, unless the app declares more
+    ("trace-refused", facts(method="TRACE"), no(405, R.METHOD_NOT_ALLOWED, app="wiki")),
+    ("connect-refused", facts(method="CONNECT"), no(405, R.METHOD_NOT_ALLOWED, app="wiki")),
+    ("made-up-method", facts(method="GIT"), no(405, R.METHOD_NOT_ALLOWED, app="wiki")),
+    ("webdav-method", facts(method="PROPFIND"), fwd("wiki", "/", "wiki.allow[0]")),
+    ("declared-extra-method", facts(method="PURGE", host="win.test"),
+     fwd("win", "/", "win.allow[0]")),
     # -- routes: default deny
     ("unknown-host", facts(host="nope.test"), no(404, R.ROUTE_NOT_FOUND)),
     ("no-host", facts(host="", sni=None), no(404, R.ROUTE_NOT_FOUND)),

@@ -26,6 +26,8 @@ class Row:
     # For refusals: the reason code. For 200: the path the upstream received.
     expect: str
     routed: str | None = None  # for 200: where a servlet container routes it
+    method: str = "GET"
+    host_header: str | None = None  # when the Host differs from the TLS server name
 
 
 ROWS: list[Row] = [
@@ -70,17 +72,29 @@ ROWS: list[Row] = [
     Row("wiki.test", "/docs\\..\\admin", 400, "ambiguous-path"),
     Row("wiki.test", "/docs%00", 400, "ambiguous-path"),
     Row("wiki.test", "/a/../docs", 200, "/docs", "/docs"),
+    # Methods: TRACE would reflect the assertion JWT; made-up ones reach odd handlers.
+    Row("wiki.test", "/docs", 405, "method-not-allowed", method="TRACE"),
+    Row("wiki.test", "/docs", 405, "method-not-allowed", method="PURGE"),
+    Row("wiki.test", "/docs", 200, "/docs", "/docs", method="PROPFIND"),
+    # The Host: a port that is not a number, or another name than the TLS one.
+    Row("wiki.test", "/docs", 400, "invalid-host", host_header="wiki.test:abc"),
+    Row("wiki.test", "/docs", 421, "sni-host-mismatch", host_header="pbx.test"),
+    # Absolute-form targets: refused, never resolved against another host.
+    Row("wiki.test", "https://wiki.test/admin", 400, "ambiguous-path"),
+    Row("wiki.test", "http://pbx.test/", 400, "ambiguous-path"),
 ]
 
 
 async def send_raw(gw: Gateway, host: str, target: str, *, user: str = "alice",
-                   extra: str = "") -> tuple[int, dict[str, Any]]:
+                   extra: str = "", method: str = "GET", host_header: str | None = None
+                   ) -> tuple[int, dict[str, Any]]:
     """One request, byte for byte, on its own TLS connection; the status and JSON body."""
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", gw.port, ssl=gw.client_ssl(user), server_hostname=host)
     try:
-        writer.write((f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n"
-                      f"{extra}Connection: close\r\n\r\n").encode("latin-1"))
+        writer.write((f"{method} {target} HTTP/1.1\r\nHost: {host_header or host}\r\n"
+                      f"Accept: application/json\r\n{extra}Connection: close\r\n\r\n"
+                      ).encode("latin-1"))
         await writer.drain()
         raw = await asyncio.wait_for(reader.read(), 10)
     finally:
@@ -98,7 +112,8 @@ async def test_hostile_requests(gateway: Gateway) -> None:
     failures: list[str] = []
     for row in ROWS:
         before = len(gateway.seen.requests)
-        status, body = await send_raw(gateway, row.host, row.target)
+        status, body = await send_raw(gateway, row.host, row.target, method=row.method,
+                                      host_header=row.host_header)
         reached = gateway.seen.requests[before:]
         if row.status == 200:
             got: tuple[Any, ...] = (status, reached[0]["path"] if reached else None,
@@ -108,7 +123,7 @@ async def test_hostile_requests(gateway: Gateway) -> None:
             got = (status, body.get("error"), len(reached))
             want = (row.status, row.expect, 0)
         if got != want:
-            failures.append(f"{row.host}{row.target}: got {got}, want {want}")
+            failures.append(f"{row.method} {row.host}{row.target}: got {got}, want {want}")
     assert not failures, "\n".join(failures)
 
 
