@@ -24,7 +24,7 @@ from gateway.cli.common import (
     warn,
 )
 from gateway.manage import certs
-from gateway.manage.bundles import MIN_P12_PASSWORD, BundleRequest
+from gateway.manage.bundles import MIN_P12_PASSWORD, BundleRequest, refuse_existing
 from gateway.manage.certs import REVOKE_REASONS, IssuedCertificate, StatusChange
 from gateway.manage.crl import CrlNote
 from gateway.store.db import serial_from_text, serial_hex
@@ -66,8 +66,10 @@ def _p12_password(path: Path | None) -> str | None:
 
 def _bundle(out: Path | None, p12_password_file: Path | None,
             p12_profile: str | None) -> BundleRequest:
-    return BundleRequest(out=out, password=_p12_password(p12_password_file),
-                         profile=p12_profile)  # type: ignore[arg-type]
+    password = _p12_password(p12_password_file)
+    if out is not None:
+        refuse_existing(out)  # before the database is opened
+    return BundleRequest(out=out, password=password, profile=p12_profile)  # type: ignore[arg-type]
 
 
 def _note(note: CrlNote) -> None:
@@ -161,8 +163,8 @@ def sign_csr_cmd(obj: CliContext, csr_file: Path, user: str, days: int | None,
     """Sign a CSR for a key that never leaves the user's device."""
     config = obj.config
     csr = certs.csr_from_pem(csr_file.read_bytes(), str(csr_file))
-    if out is not None and out.exists():
-        raise CliError(f"{out} already exists; refusing to overwrite it")
+    if out is not None:
+        refuse_existing(out)
 
     async def go() -> CertRecord:
         async with obj.store() as store:
