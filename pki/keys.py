@@ -120,13 +120,30 @@ def check_secret_mode(path: Path) -> None:
         )
 
 
-def read_secret_file(path: Path) -> bytes:
-    """Read a secret file, refusing it when its mode lets group or others in."""
-    check_secret_mode(path)
+def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
         raise PkiError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def read_secret_file(path: Path) -> bytes:
+    """Read a secret file, refusing it when its mode lets group or others in."""
+    check_secret_mode(path)
+    return _read_bytes(path)
+
+
+def read_secret_line(path: Path, *, private: bool = False) -> str:
+    """The first line of a file holding a passphrase or password ("" when there is none).
+
+    The one reader for every "file whose first line is the secret" option, so that
+    a trailing newline or a comment line below never becomes part of the secret.
+    ``private`` also refuses the file when group or others may read it (files the
+    server reads unattended); the caller decides what an empty secret means.
+    """
+    data = read_secret_file(path) if private else _read_bytes(path)
+    lines = data.decode("utf-8").splitlines()
+    return lines[0] if lines else ""
 
 
 def load_private_key_file(path: Path, passphrase: bytes | None) -> PrivateKey:

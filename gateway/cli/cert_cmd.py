@@ -1,35 +1,35 @@
 """``certgate cert …``: issue, sign-csr, list, show, revoke, renew, suspend, resume.
 
-Issuing writes the PKCS#12 file first and the database record second (removing the
-file if the record fails), so no certificate exists that nobody holds. Every
-revocation publishes a fresh CRL when the CA key is available.
+Parses arguments, calls ``gateway.manage.certs`` and prints (text or ``--json``).
+The workflows themselves (the .p12 before the record, the CRL after every
+revocation) live in ``manage``; nothing here touches the CA or a key.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.cli.common import CliContext, CliError, echo_json, echo_table, now, run, warn
-from gateway.config import Config
-from gateway.manage.ca import load_online_ca
-from gateway.manage.crl import publish_crl
+from gateway.cli.common import (
+    CliContext,
+    CliError,
+    ca_loader,
+    echo_json,
+    echo_table,
+    now,
+    run,
+    warn,
+)
+from gateway.manage import certs
+from gateway.manage.bundles import MIN_P12_PASSWORD, BundleRequest, refuse_existing
+from gateway.manage.certs import REVOKE_REASONS, IssuedCertificate, StatusChange
+from gateway.manage.crl import CrlNote
 from gateway.store.db import serial_from_text, serial_hex
-from gateway.store.records import CertRecord, CertStatus, UserRecord
-from gateway.store.store import Store
-from pki.ca import CertificateAuthority, issue_client_cert, sign_csr, user_uri
-from pki.keys import PkiError, PrivateKey, fingerprint_sha256, generate_key, write_secret_file
-from pki.p12 import build_p12, generate_p12_password
-
-# certificateHold is what `suspend` is for; removeFromCRL is not a revocation.
-REVOKE_REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded",
-                  "cessationOfOperation", "privilegeWithdrawn")
+from gateway.store.records import CertRecord, CertStatus
+from pki.keys import read_secret_line
 
 
 def cert_json(c: CertRecord, at: datetime | None = None) -> dict[str, Any]:
@@ -53,80 +53,30 @@ def _serial(text: str) -> int:
         raise click.BadParameter(str(exc), param_hint="SERIAL") from None
 
 
-def _prompt_passphrase() -> str:
-    return str(click.prompt("CA key passphrase", hide_input=True))
-
-
-def _ca(config: Config) -> CertificateAuthority:
-    """The online CA; prompts for the passphrase only on a terminal."""
-    return load_online_ca(config, prompt=_prompt_passphrase if os.isatty(0) else None)
-
-
-def _record(cert: x509.Certificate, user: str, key_source: str) -> CertRecord:
-    return CertRecord(
-        serial=cert.serial_number, user=user, fingerprint=fingerprint_sha256(cert),
-        subject=cert.subject.rfc4514_string(), not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc, status=CertStatus.ACTIVE, issued_at=now(),
-        pem=cert.public_bytes(Encoding.PEM).decode(), key_source=key_source)
-
-
-def _check_user(found: UserRecord) -> None:
-    if not found.enabled:
-        raise CliError(f"user '{found.name}' is disabled; enable them first")
-
-
-def _p12_password(path: Path | None) -> tuple[str, bool]:
+def _p12_password(path: Path | None) -> str | None:
+    """The password from --p12-password-file, or None to have one generated."""
     if path is None:
-        return generate_p12_password(), True
-    try:
-        text = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    if not text or len(text[0]) < 8:
-        raise CliError(f"the PKCS#12 password in {path} must have at least 8 characters")
-    return text[0], False
+        return None
+    text = read_secret_line(path)
+    if len(text) < MIN_P12_PASSWORD:
+        raise CliError(f"the PKCS#12 password in {path} must have at least "
+                       f"{MIN_P12_PASSWORD} characters")
+    return text
 
 
-def _out_path(out: Path | None, user: str, serial: int) -> Path:
-    path = out or Path(f"{user}-{serial_hex(serial)[:8]}.p12")
-    if path.exists():
-        raise CliError(f"{path} already exists; refusing to overwrite it")
-    return path
+def _bundle(out: Path | None, p12_password_file: Path | None,
+            p12_profile: str | None) -> BundleRequest:
+    password = _p12_password(p12_password_file)
+    if out is not None:
+        refuse_existing(out)  # before the database is opened
+    return BundleRequest(out=out, password=password, profile=p12_profile)  # type: ignore[arg-type]
 
 
-async def _republish(store: Store, config: Config) -> str:
-    """Publish a CRL after a revocation; say so, or say why not."""
-    try:
-        ca = _ca(config)
-    except PkiError as exc:
-        return (f"the CRL was not re-signed ({exc}); run `certgate crl` or let the server "
-                "re-sign it")
-    crl = await publish_crl(store, ca, validity=config.pki.crl_validity, now=now())
-    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    return f"published CRL number {number}"
-
-
-def _issue_bundle(config: Config, ca: CertificateAuthority, found: UserRecord, days: int
-                  ) -> tuple[x509.Certificate, PrivateKey]:
-    key_type = "rsa3072" if not hasattr(ca.issuing_key, "curve") else "ec-p256"
-    key = generate_key(key_type)  # type: ignore[arg-type]
-    cert = issue_client_cert(ca, key.public_key(), user=found.name, email=found.email,
-                             days=days, now=now(), crl_url=config.pki.crl_url,
-                             ocsp_url=config.pki.ocsp_url, uri=_uri(config, found.name))
-    return cert, key
-
-
-def _uri(config: Config, user: str) -> str | None:
-    return user_uri(config.public_hostnames[0], user) if config.public_hostnames else None
-
-
-def _write_p12(config: Config, ca: CertificateAuthority, cert: x509.Certificate,
-               key: PrivateKey, path: Path, password: str, profile: str) -> None:
-    org = ca.root_cert.subject.rfc4514_string()
-    data = build_p12(key, cert, ca.chain, password=password.encode("utf-8"),
-                     profile=profile,  # type: ignore[arg-type]
-                     friendly_name=f"{cert.subject.rfc4514_string()} ({org})")
-    write_secret_file(path, data)
+def _note(note: CrlNote) -> None:
+    if note.published:
+        click.echo(note.message)
+    else:
+        warn(note.message)
 
 
 _EPILOG = """\b
@@ -175,43 +125,29 @@ def issue(obj: CliContext, user: str, days: int | None, out: Path | None,
           p12_password_file: Path | None, p12_profile: str | None, as_json: bool) -> None:
     """Issue a certificate and key for USER as a password-protected .p12 file."""
     config = obj.config
-    password, generated = _p12_password(p12_password_file)
-    if out is not None and out.exists():
-        raise CliError(f"{out} already exists; refusing to overwrite it")
+    bundle = _bundle(out, p12_password_file, p12_profile)
 
-    async def go() -> tuple[x509.Certificate, Path]:
+    async def go() -> IssuedCertificate:
         async with obj.store() as store:
-            found = await store.get_user(user)
-            _check_user(found)
-            ca = _ca(config)
-            cert_, key = _issue_bundle(config, ca, found, days or config.pki.client_cert_days)
-            path = _out_path(out, user, cert_.serial_number)
-            _write_p12(config, ca, cert_, key, path, password,
-                       p12_profile or config.pki.p12_profile)
-            try:
-                await store.add_certificate(_record(cert_, user, "p12"))
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
-            return cert_, path
+            return await certs.issue_certificate(store, config, ca_loader(config), user=user,
+                                                 days=days, bundle=bundle, now=now())
 
-    issued, path = run(go)
-    _report_issue(issued, user, path, password, generated, as_json)
+    _report_issue(run(go), as_json)
 
 
-def _report_issue(issued: x509.Certificate, user: str, path: Path, password: str,
-                  generated: bool, as_json: bool) -> None:
-    info = {"serial": serial_hex(issued.serial_number), "user": user,
-            "fingerprint_sha256": fingerprint_sha256(issued),
-            "not_after": issued.not_valid_after_utc.isoformat(), "file": str(path)}
+def _report_issue(issued: IssuedCertificate, as_json: bool) -> None:
+    record = issued.record
+    info = {"serial": serial_hex(record.serial), "user": record.user,
+            "fingerprint_sha256": record.fingerprint,
+            "not_after": record.not_after.isoformat(), "file": str(issued.path)}
     if as_json:
-        echo_json({**info, "password": password if generated else None})
+        echo_json({**info, "password": issued.password})
         return
-    click.echo(f"issued certificate {info['serial']} for {user}, valid until "
-               f"{issued.not_valid_after_utc:%Y-%m-%d}")
-    click.echo(f"  file:     {path}")
-    if generated:
-        click.echo(f"  password: {password}")
+    click.echo(f"issued certificate {info['serial']} for {record.user}, valid until "
+               f"{record.not_after:%Y-%m-%d}")
+    click.echo(f"  file:     {issued.path}")
+    if issued.password is not None:
+        click.echo(f"  password: {issued.password}")
         click.echo("  (shown once: give it to the user separately from the file)")
 
 
@@ -226,32 +162,21 @@ def sign_csr_cmd(obj: CliContext, csr_file: Path, user: str, days: int | None,
                  out: Path | None) -> None:
     """Sign a CSR for a key that never leaves the user's device."""
     config = obj.config
-    try:
-        csr = x509.load_pem_x509_csr(csr_file.read_bytes())
-    except ValueError:
-        raise CliError(f"{csr_file} is not a PEM certificate signing request") from None
-    if out is not None and out.exists():
-        raise CliError(f"{out} already exists; refusing to overwrite it")
+    csr = certs.csr_from_pem(csr_file.read_bytes(), str(csr_file))
+    if out is not None:
+        refuse_existing(out)
 
-    async def go() -> x509.Certificate:
+    async def go() -> CertRecord:
         async with obj.store() as store:
-            found = await store.get_user(user)
-            _check_user(found)
-            ca = _ca(config)
-            signed = sign_csr(ca, csr, user=user, email=found.email,
-                              days=days or config.pki.client_cert_days, now=now(),
-                              crl_url=config.pki.crl_url, ocsp_url=config.pki.ocsp_url,
-                              uri=_uri(config, user))
-            await store.add_certificate(_record(signed, user, "csr"))
-            return signed
+            return await certs.sign_csr(store, config, ca_loader(config), csr=csr, user=user,
+                                        days=days, now=now())
 
     signed = run(go)
-    chain = signed.public_bytes(Encoding.PEM)
     if out is None:
-        click.echo(chain.decode(), nl=False)
+        click.echo(signed.pem, nl=False)
     else:
-        out.write_bytes(chain)
-        click.echo(f"issued certificate {serial_hex(signed.serial_number)} for {user}: {out}")
+        out.write_bytes(signed.pem.encode())
+        click.echo(f"issued certificate {serial_hex(signed.serial)} for {user}: {out}")
 
 
 @cert.command("list")
@@ -327,51 +252,40 @@ def revoke(obj: CliContext, serial: str | None, user: str | None, all_: bool, re
     if invalidity_date is not None and reason != "keyCompromise":
         raise click.UsageError("--invalidity-date goes with --reason keyCompromise")
     config = obj.config
-    stored_reason = None if reason == "unspecified" else reason
     invalid = invalidity_date.replace(tzinfo=now().tzinfo) if invalidity_date else None
 
-    async def go() -> tuple[list[CertRecord], str]:
+    async def go() -> StatusChange:
         async with obj.store() as store:
             if serial:
-                done = [await store.revoke_certificate(_serial(serial), reason=stored_reason,
-                                                       at=now(), invalidity_date=invalid)]
-            else:
-                assert user is not None
-                done = await store.revoke_user_certificates(user, reason=stored_reason,
-                                                            at=now())
-            return done, await _republish(store, config)
+                return await certs.revoke_certificate(
+                    store, config, ca_loader(config), serial=_serial(serial), reason=reason,
+                    invalidity_date=invalid, now=now())
+            assert user is not None
+            return await certs.revoke_user_certificates(store, config, ca_loader(config),
+                                                        user=user, reason=reason, now=now())
 
-    done, note = run(go)
-    for c in done:
+    done = run(go)
+    for c in done.changed:
         click.echo(f"revoked {serial_hex(c.serial)} ({c.user})")
-    if not done:
+    if not done.changed:
         click.echo(f"{user} has no certificate left to revoke")
-    _note(note)
-
-
-def _note(note: str) -> None:
-    if note.startswith("published"):
-        click.echo(note)
-    else:
-        warn(note)
+    _note(done.crl)
 
 
 def _status_change(obj: CliContext, serial: str, action: str) -> None:
     number = _serial(serial)
     config = obj.config
+    use_case = certs.suspend_certificate if action == "suspend" else certs.resume_certificate
 
-    async def go() -> tuple[CertRecord, str]:
+    async def go() -> StatusChange:
         async with obj.store() as store:
-            if action == "suspend":
-                changed = await store.suspend_certificate(number, at=now())
-            else:
-                changed = await store.resume_certificate(number)
-            return changed, await _republish(store, config)
+            return await use_case(store, config, ca_loader(config), serial=number, now=now())
 
-    changed, note = run(go)
+    done = run(go)
+    changed = done.changed[0]
     click.echo(f"{action}{'ed' if action == 'suspend' else 'd'} {serial_hex(changed.serial)} "
                f"({changed.user})")
-    _note(note)
+    _note(done.crl)
 
 
 @cert.command("suspend")
@@ -399,33 +313,17 @@ def renew(obj: CliContext, serial: str, days: int | None, out: Path | None,
     """Issue a new key and certificate for the same user; the old one becomes superseded."""
     number = _serial(serial)
     config = obj.config
-    password, generated = _p12_password(p12_password_file)
-    if out is not None and out.exists():
-        raise CliError(f"{out} already exists; refusing to overwrite it")
+    bundle = _bundle(out, p12_password_file, p12_profile)
 
-    async def go() -> tuple[x509.Certificate, Path, str, str]:
+    async def go() -> IssuedCertificate:
         async with obj.store() as store:
-            old = await store.get_certificate(number)
-            if old.status is CertStatus.REVOKED:
-                raise CliError(f"certificate {serial_hex(number)} is revoked; "
-                               "issue a new one with `certgate cert issue`")
-            found = await store.get_user(old.user)
-            _check_user(found)
-            ca = _ca(config)
-            new, key = _issue_bundle(config, ca, found, days or config.pki.client_cert_days)
-            path = _out_path(out, found.name, new.serial_number)
-            _write_p12(config, ca, new, key, path, password,
-                       p12_profile or config.pki.p12_profile)
-            try:
-                await store.supersede_certificate(number, _record(new, found.name, "p12"),
-                                                  at=now())
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
-            return new, path, found.name, await _republish(store, config)
+            return await certs.renew_certificate(store, config, ca_loader(config),
+                                                 serial=number, days=days, bundle=bundle,
+                                                 now=now())
 
-    new, path, user, note = run(go)
-    _report_issue(new, user, path, password, generated, as_json)
+    renewed = run(go)
+    _report_issue(renewed, as_json)
     if not as_json:
         click.echo(f"  replaces {serial_hex(number)} (now revoked: superseded)")
-        _note(note)
+        assert renewed.crl is not None
+        _note(renewed.crl)

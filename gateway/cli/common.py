@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from gateway.config import Config, load_config
+from gateway.manage.ca import CaLoader, load_online_ca
+from pki.keys import read_secret_line
 
 if TYPE_CHECKING:
     from gateway.store.store import Store
@@ -96,11 +98,7 @@ def read_secret_argument(path: Path | None, env_name: str | None, prompt: str | 
     Returns None when none is available and prompting is impossible.
     """
     if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CliError(f"cannot read {path}: {exc.strerror}") from None
-        value = text.splitlines()[0] if text else ""
+        value = read_secret_line(path)
         if not value:
             raise CliError(f"{path} is empty")
         return value
@@ -110,3 +108,13 @@ def read_secret_argument(path: Path | None, env_name: str | None, prompt: str | 
         value = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
         return str(value)
     return None
+
+
+def _prompt_ca_passphrase() -> str:
+    return str(click.prompt("CA key passphrase", hide_input=True))
+
+
+def ca_loader(config: Config) -> CaLoader:
+    """The online CA for a use-case; prompts for the passphrase only on a terminal."""
+    prompt = _prompt_ca_passphrase if os.isatty(0) else None
+    return lambda: load_online_ca(config, prompt=prompt)

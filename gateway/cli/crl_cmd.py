@@ -9,9 +9,8 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.cli.cert_cmd import _ca
-from gateway.cli.common import CliContext, CliError, now, run
-from gateway.manage.crl import publish_crl
+from gateway.cli.common import CliContext, CliError, ca_loader, now, run
+from gateway.manage.crl import crl_number, publish_crl
 from pki.keys import write_public_file
 
 _EPILOG = """\b
@@ -40,8 +39,8 @@ def crl(obj: CliContext, out: Path | None, pem: bool, current: bool) -> None:
                 if latest is None:
                     raise CliError("no CRL has been published yet; run `certgate crl`")
                 return latest[3]
-            signed = await publish_crl(store, _ca(config), validity=config.pki.crl_validity,
-                                       now=now())
+            signed = await publish_crl(store, ca_loader(config)(),
+                                       validity=config.pki.crl_validity, now=now())
             return signed.public_bytes(Encoding.DER)
 
     der = run(go)
@@ -53,5 +52,4 @@ def crl(obj: CliContext, out: Path | None, pem: bool, current: bool) -> None:
         sys.stdout.flush()
         return
     write_public_file(out, data)
-    number = x509.load_der_x509_crl(der).extensions.get_extension_for_class(x509.CRLNumber)
-    click.echo(f"wrote CRL number {number.value.crl_number} to {out}", err=True)
+    click.echo(f"wrote CRL number {crl_number(x509.load_der_x509_crl(der))} to {out}", err=True)

@@ -67,6 +67,7 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting (testable in-process)."""
+    from gateway.manage.errors import ManageError
     from gateway.store.errors import StoreError
     from pki.keys import PkiError
 
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         click.echo(f"certgate: invalid config:\n{exc}", err=True)
         return 1
-    except (CliError, StoreError, PkiError) as exc:
+    except (CliError, ManageError, StoreError, PkiError) as exc:
         click.echo(f"certgate: {_one_line(exc)}", err=True)
         return 1
     except KeyboardInterrupt:

@@ -1,18 +1,17 @@
 """``certgate user …``: add, list, show, disable/enable, passwd, groups set.
 
-Names, emails and groups are validated here; passwords are hashed with argon2id.
-Changes reach running gateways through the store's event feed.
+Parses arguments, calls ``gateway.manage.users`` (which validates names, emails,
+groups and passwords) and prints. Changes reach running gateways through the
+store's event feed.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import click
 
-from gateway.auth.passwords import WeakPasswordError, hash_password
 from gateway.cli.common import (
     CliContext,
     CliError,
@@ -21,34 +20,8 @@ from gateway.cli.common import (
     read_secret_argument,
     run,
 )
+from gateway.manage import users
 from gateway.store.records import UserRecord
-
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
-
-
-def check_name(kind: str, value: str) -> str:
-    if not NAME_RE.match(value):
-        raise CliError(f"'{value}' is not a valid {kind} name (lowercase letters, digits, "
-                       "'.', '_' and '-', starting with a letter or digit, at most 64)")
-    return value
-
-
-def check_email(value: str | None) -> str | None:
-    if value is not None and not EMAIL_RE.match(value):
-        raise CliError(f"'{value}' is not an email address")
-    return value
-
-
-def _password(path: Path | None, interactive_prompt: bool) -> str | None:
-    text = read_secret_argument(path, None, "Password" if interactive_prompt else None,
-                                confirm=True)
-    if text is None:
-        return None
-    try:
-        return hash_password(text)
-    except WeakPasswordError as exc:
-        raise CliError(str(exc)) from None
 
 
 def user_json(user: UserRecord) -> dict[str, Any]:
@@ -81,16 +54,16 @@ def user() -> None:
 def add(obj: CliContext, name: str, email: str | None, groups: tuple[str, ...],
         password_file: Path | None) -> None:
     """Add a user."""
-    check_name("user", name)
-    check_email(email)
-    for group in groups:
-        check_name("group", group)
-    password_hash = _password(password_file, False) if password_file else None
+    # Refuse bad arguments before the database is opened (and perhaps migrated).
+    users.check_new_user(name, email, groups)
+    password = read_secret_argument(password_file, None, None) if password_file else None
+    if password is not None:
+        users.check_password(password)
 
     async def go() -> UserRecord:
         async with obj.store() as store:
-            return await store.add_user(name, email=email, groups=groups,
-                                        password_hash=password_hash)
+            return await users.add_user(store, name, email=email, groups=groups,
+                                        password=password)
 
     added = run(go)
     click.echo(f"added user {added.name}" + (f" in {', '.join(added.groups)}"
@@ -144,7 +117,7 @@ def show(obj: CliContext, name: str, as_json: bool) -> None:
 def _set_enabled(obj: CliContext, name: str, enabled: bool) -> None:
     async def go() -> UserRecord:
         async with obj.store() as store:
-            return await store.set_user_enabled(name, enabled)
+            return await users.set_user_enabled(store, name, enabled)
 
     run(go)
     click.echo(f"{'enabled' if enabled else 'disabled'} user {name}")
@@ -173,13 +146,14 @@ def enable(obj: CliContext, name: str) -> None:
 @click.pass_obj
 def passwd(obj: CliContext, name: str, password_file: Path | None) -> None:
     """Set a user's password for the second-factor login."""
-    password_hash = _password(password_file, True)
-    if password_hash is None:
+    password = read_secret_argument(password_file, None, "Password", confirm=True)
+    if password is None:
         raise CliError("no password given: pass --password-file or run interactively")
+    users.check_password(password)
 
     async def go() -> None:
         async with obj.store() as store:
-            await store.set_password_hash(name, password_hash)
+            await users.set_password(store, name, password)
 
     run(go)
     click.echo(f"password set for {name}")
@@ -196,12 +170,11 @@ def groups_() -> None:
 @click.pass_obj
 def groups_set(obj: CliContext, name: str, groups: tuple[str, ...]) -> None:
     """Replace a user's groups (none given: remove all)."""
-    for group in groups:
-        check_name("group", group)
+    users.check_groups(groups)
 
     async def go() -> UserRecord:
         async with obj.store() as store:
-            return await store.set_user_groups(name, groups)
+            return await users.set_groups(store, name, groups)
 
     updated = run(go)
     click.echo(f"{name} is in: {', '.join(updated.groups) or '(no groups)'}")

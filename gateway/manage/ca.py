@@ -15,9 +15,14 @@ from pathlib import Path
 
 from gateway.config import Config
 from pki.ca import ISSUING_KEY, CertificateAuthority, load_ca
-from pki.keys import PkiError, read_secret_file
+from pki.keys import PkiError, read_secret_line
 
 PASSPHRASE_ENV = "CERTGATE_CA_PASSPHRASE"
+
+CaLoader = Callable[[], CertificateAuthority]
+"""How a use-case gets the online CA: called only when it is needed, so a
+passphrase prompt comes after the cheap refusals (unknown user, ...), and a
+revocation can still succeed when the key cannot be unlocked."""
 
 
 def key_is_encrypted(path: Path) -> bool:
@@ -37,10 +42,10 @@ def ca_passphrase(config: Config, environ: Mapping[str, str],
     if not key_is_encrypted(config.pki.ca_dir / ISSUING_KEY):
         return None
     if config.pki.ca_passphrase_file is not None:
-        lines = read_secret_file(config.pki.ca_passphrase_file).decode("utf-8").splitlines()
-        if not lines or not lines[0]:
+        line = read_secret_line(config.pki.ca_passphrase_file, private=True)
+        if not line:
             raise PkiError(f"{config.pki.ca_passphrase_file} is empty")
-        return lines[0].encode("utf-8")
+        return line.encode("utf-8")
     if environ.get(PASSPHRASE_ENV):
         return environ[PASSPHRASE_ENV].encode("utf-8")
     if prompt is not None:
@@ -53,5 +58,6 @@ def ca_passphrase(config: Config, environ: Mapping[str, str],
 
 def load_online_ca(config: Config, environ: Mapping[str, str] | None = None,
                    prompt: Callable[[], str] | None = None) -> CertificateAuthority:
+    """Load the issuing CA from ``pki.ca_dir``, unlocking its key as ``ca_passphrase`` says."""
     env = os.environ if environ is None else environ
     return load_ca(config.pki.ca_dir, ca_passphrase(config, env, prompt))

@@ -1,21 +1,50 @@
 """Publishing a CRL: number from the database, entries from the store, signed, recorded.
 
-Shared by ``certgate crl``, the revocation commands and the server's re-signing at
+Shared by ``certgate crl``, the revocation use-cases and the server's re-signing at
 half-life. thisUpdate strictly increases, like the CRL number.
+
+Never prompts or prints: ``republish_crl`` returns what happened as a ``CrlNote``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.config import Config
+from gateway.manage.ca import CaLoader
 from gateway.store.records import CertStatus
 from gateway.store.store import Store
 from pki.ca import CertificateAuthority
 from pki.crl import RevokedEntry, build_crl, reason_from_name
+from pki.keys import PkiError
+
+
+@dataclass(frozen=True, slots=True)
+class CrlNote:
+    """What happened to the CRL after a revocation: published (its number) or why not."""
+
+    number: int | None
+    problem: str | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.number is not None
+
+    @property
+    def message(self) -> str:
+        if self.number is not None:
+            return f"published CRL number {self.number}"
+        return (f"the CRL was not re-signed ({self.problem}); run `certgate crl` or let the "
+                "server re-sign it")
+
+
+def crl_number(crl: x509.CertificateRevocationList) -> int:
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
 
 async def publish_crl(store: Store, ca: CertificateAuthority, *, validity: timedelta,
@@ -43,3 +72,18 @@ async def publish_crl(store: Store, ca: CertificateAuthority, *, validity: timed
     await store.record_crl(number, this_update, this_update + validity,
                            crl.public_bytes(Encoding.DER))
     return crl
+
+
+async def republish_crl(store: Store, config: Config, load_ca: CaLoader, *,
+                        now: datetime) -> CrlNote:
+    """Publish a CRL after a revocation; when the CA key is out of reach, say why.
+
+    The revocation itself already stands (the gateways enforce it from the store);
+    only relying parties that read the CRL wait for the next publication.
+    """
+    try:
+        ca = load_ca()
+    except PkiError as exc:
+        return CrlNote(None, str(exc))
+    crl = await publish_crl(store, ca, validity=config.pki.crl_validity, now=now)
+    return CrlNote(crl_number(crl))

@@ -18,6 +18,7 @@ from pki.keys import (
     key_to_pem,
     load_private_key_file,
     read_secret_file,
+    read_secret_line,
     write_public_file,
     write_secret_file,
 )
@@ -78,3 +79,27 @@ def test_readable_secret_files_are_refused_with_a_hint(tmp_path: Path, mode: int
 def test_missing_secret_file(tmp_path: Path) -> None:
     with pytest.raises(PkiError, match="does not exist"):
         read_secret_file(tmp_path / "missing.pem")
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("correct horse\n", "correct horse"), ("no newline", "no newline"),
+    ("first\nsecond\n", "first"), ("crlf\r\nnext", "crlf"), ("", ""), ("\nsecond", "")])
+def test_read_secret_line_is_the_first_line(tmp_path: Path, text: str, line: str) -> None:
+    path = tmp_path / "secret"
+    path.write_text(text)
+    assert read_secret_line(path) == line
+    path.chmod(0o600)
+    assert read_secret_line(path, private=True) == line
+
+
+def test_read_secret_line_refusals(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("pass phrase\n")
+    path.chmod(0o644)
+    assert read_secret_line(path) == "pass phrase"  # an option's file: any mode
+    with pytest.raises(InsecureFileError, match=f"chmod 600 {path}"):
+        read_secret_line(path, private=True)  # read unattended by the server: 0600 only
+    with pytest.raises(PkiError, match=f"cannot read {tmp_path / 'missing'}: No such file"):
+        read_secret_line(tmp_path / "missing")
+    with pytest.raises(PkiError, match="does not exist"):
+        read_secret_line(tmp_path / "missing", private=True)

@@ -11,10 +11,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
-from gateway.manage.crl import publish_crl
+from gateway.config import Config
+from gateway.manage.crl import CrlNote, publish_crl, republish_crl
 from gateway.store.records import CertRecord, CertStatus
 from gateway.store.store import Store
 from pki.ca import CertificateAuthority, build_ca
+from pki.keys import PkiError
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(hours=24)
@@ -103,3 +105,21 @@ async def test_number_and_this_update_strictly_increase(
     latest = await store.latest_crl()
     assert latest is not None
     assert (latest[0], latest[3]) == (crl_number(third), third.public_bytes(Encoding.DER))
+
+
+async def test_republish_after_a_revocation_says_what_happened(
+        store: Store, ca: CertificateAuthority, config: Config) -> None:
+    note = await republish_crl(store, config, lambda: ca, now=NOW)
+    assert note == CrlNote(1) and note.published
+    assert note.message == "published CRL number 1"
+
+    def locked() -> CertificateAuthority:
+        raise PkiError("the CA key is encrypted and no passphrase is available")
+
+    refused = await republish_crl(store, config, locked, now=NOW + timedelta(minutes=1))
+    assert not refused.published and refused.number is None
+    assert refused.message == (
+        "the CRL was not re-signed (the CA key is encrypted and no passphrase is available); "
+        "run `certgate crl` or let the server re-sign it")
+    latest = await store.latest_crl()
+    assert latest is not None and latest[0] == 1  # nothing new was recorded
