@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+from gateway.store.records import SessionRecord
 
 COOKIE = "__Host-certgate-session"
 
@@ -32,24 +35,6 @@ def session_hash(cookie_value: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
-    """One login of one person with one certificate."""
-
-    id_hash: str
-    user: str
-    fingerprint: str
-    created_at: datetime
-    last_seen: datetime
-    mfa_at: datetime | None  # the last accepted TOTP or recovery code
-    factors: tuple[str, ...]  # e.g. ("mtls", "pwd", "otp")
-
-    @property
-    def short_id(self) -> str:
-        """What people and the CLI see: a prefix of the hash, never the cookie."""
-        return self.id_hash[:16]
-
-
-@dataclass(frozen=True, slots=True)
 class SessionLimits:
     idle: timedelta = timedelta(hours=1)
     absolute: timedelta = timedelta(hours=12)
@@ -58,18 +43,25 @@ class SessionLimits:
 class SessionIndex:
     """Live sessions by hash; ``lookup`` is one hash, one dict lookup, three comparisons."""
 
-    def __init__(self, limits: SessionLimits) -> None:
+    def __init__(self, limits: SessionLimits, sessions: Iterable[SessionRecord] = ()) -> None:
         self.limits = limits
-        self._by_hash: dict[str, Session] = {}
+        self._by_hash: dict[str, SessionRecord] = {s.id_hash: s for s in sessions}
 
     def __len__(self) -> int:
         return len(self._by_hash)
 
-    def put(self, session: Session) -> None:
+    def put(self, session: SessionRecord) -> None:
         self._by_hash[session.id_hash] = session
 
-    def drop(self, id_hash: str) -> Session | None:
+    def drop(self, id_hash: str) -> SessionRecord | None:
         return self._by_hash.pop(id_hash, None)
+
+    def apply(self, id_hash: str, session: SessionRecord | None) -> None:
+        """A change from the feed: the session as stored now, or None when it ended."""
+        if session is None:
+            self._by_hash.pop(id_hash, None)
+        else:
+            self._by_hash[id_hash] = session
 
     def drop_where(self, *, user: str | None = None, fingerprint: str | None = None) -> list[str]:
         """End every session of a user or of a certificate; the hashes that ended."""
@@ -80,10 +72,11 @@ class SessionIndex:
             del self._by_hash[h]
         return gone
 
-    def sessions(self) -> list[Session]:
+    def sessions(self) -> list[SessionRecord]:
         return list(self._by_hash.values())
 
-    def lookup(self, cookie_value: str | None, fingerprint: str, now: datetime) -> Session | None:
+    def lookup(self, cookie_value: str | None, fingerprint: str,
+               now: datetime) -> SessionRecord | None:
         """The live session for this cookie and this certificate, touched; else None."""
         if not cookie_value:
             return None

@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 from gateway.store import tables as t
 from gateway.store.base import StoreBase, inserted_id, utc_now
 from gateway.store.certs import cert_from_row, cert_query
+from gateway.store.factors import all_sessions_in
 from gateway.store.records import Event, IdentitySnapshot
 from gateway.store.users import all_users_in
 
@@ -47,7 +48,8 @@ class FeedStore(StoreBase):
                                        .limit(1))).scalar()
             users = await all_users_in(conn)
             certs = tuple(cert_from_row(row) for row in await conn.execute(cert_query()))
-            return IdentitySnapshot(users, certs, int(last or 0))
+            sessions = await all_sessions_in(conn)
+            return IdentitySnapshot(users, certs, int(last or 0), sessions)
 
     async def events_after(self, event_id: int, *, limit: int = 1000) -> list[Event]:
         async with self._tx() as conn:

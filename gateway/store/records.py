@@ -51,7 +51,8 @@ class CertRecord:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One change the gateways must apply: ``kind`` "user" or "cert", ``key`` its id."""
+    """One change the gateways must apply: ``kind`` "user", "cert", "crl" or "session",
+    ``key`` its id (for a session, the hash of its cookie)."""
 
     id: int
     kind: str
@@ -66,3 +67,42 @@ class IdentitySnapshot:
     users: tuple[UserRecord, ...]
     certificates: tuple[CertRecord, ...]
     last_event_id: int
+    sessions: tuple[SessionRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TotpRecord:
+    """A user's authenticator: the sealed secret, whether it is confirmed, the last step."""
+
+    user: str
+    secret_sealed: str
+    state: str  # "pending" (enrolled, not yet confirmed) or "active"
+    last_step: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One login of one person with one certificate; keyed by the cookie's SHA-256."""
+
+    id_hash: str
+    user: str
+    fingerprint: str
+    created_at: datetime
+    last_seen: datetime
+    mfa_at: datetime | None  # when the last TOTP or recovery code was accepted
+    factors: tuple[str, ...]  # e.g. ("mtls", "pwd", "otp")
+
+    @property
+    def short_id(self) -> str:
+        """What people and the CLI see: a prefix of the hash, never the cookie."""
+        return self.id_hash[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """Failed logins of one subject ("user:<name>" or "cert:<sha256>") in its window."""
+
+    subject: str
+    count: int
+    window_start: datetime
+    locked_until: datetime | None

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -110,4 +111,46 @@ events = Table(
     Column("kind", String(16), nullable=False),
     Column("key", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- the second factor (migration 0002) ----------------------------------------------
+
+totp = Table(
+    "totp", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", Text, nullable=False),  # sealed with the data dir's secrets key
+    Column("state", String(8), nullable=False),  # "pending" until confirmed, then "active"
+    # The last accepted time step: a code of this step or an older one is never
+    # accepted again, on any node (a conditional UPDATE, not a read).
+    Column("last_step", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+recovery_codes = Table(
+    "recovery_codes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("code_hash", Text, nullable=False),  # argon2id
+    Column("used_at", UTCDateTime),
+)
+
+login_failures = Table(
+    "login_failures", metadata,
+    Column("subject", String(80), primary_key=True),  # "user:<name>" or "cert:<sha256>"
+    Column("count", Integer, nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),  # SHA-256 of the cookie, never the cookie
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("fingerprint", String(64), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("mfa_at", UTCDateTime),
+    Column("factors", String(64), nullable=False),
 )

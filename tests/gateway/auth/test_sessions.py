@@ -5,20 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from gateway.auth.sessions import (
-    Session,
     SessionIndex,
     SessionLimits,
     new_session_secret,
     session_hash,
 )
+from gateway.store.records import SessionRecord
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 LIMITS = SessionLimits(idle=timedelta(minutes=30), absolute=timedelta(hours=8))
 
 
-def _session(user: str = "alice", fp: str = "fp-a") -> tuple[str, Session]:
+def _session(user: str = "alice", fp: str = "fp-a") -> tuple[str, SessionRecord]:
     value, id_hash = new_session_secret()
-    return value, Session(id_hash, user, fp, NOW, NOW, NOW, ("mtls", "pwd", "otp"))
+    return value, SessionRecord(id_hash, user, fp, NOW, NOW, NOW, ("mtls", "pwd", "otp"))
 
 
 def test_cookie_is_random_and_kept_only_as_a_hash() -> None:

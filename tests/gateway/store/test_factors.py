@@ -1,0 +1,74 @@
+"""The second factor in the store: replay and one-time rules as conditional writes,
+failures, sessions and their events (SQLite and, when configured, PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from gateway.store.records import FailureRecord, SessionRecord
+from gateway.store.store import Store
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+async def test_totp_steps_are_accepted_once_and_only_forward(store: Store) -> None:
+    await store.add_user("alice")
+    assert await store.get_totp("alice") is None
+    await store.set_totp("alice", "v1:sealed", state="pending")
+    record = await store.get_totp("alice")
+    assert record is not None and (record.state, record.last_step) == ("pending", None)
+    assert await store.accept_totp_step("alice", 100, confirm=True) is True
+    assert await store.accept_totp_step("alice", 100) is False  # the same step again
+    assert await store.accept_totp_step("alice", 99) is False  # an older one
+    # Two nodes racing for the same new step: exactly one wins.
+    results = await asyncio.gather(store.accept_totp_step("alice", 101),
+                                   store.accept_totp_step("alice", 101))
+    assert sorted(results) == [False, True]
+    record = await store.get_totp("alice")
+    assert record is not None and (record.state, record.last_step) == ("active", 101)
+
+
+async def test_recovery_codes_are_used_once(store: Store) -> None:
+    await store.add_user("alice")
+    await store.replace_recovery_codes("alice", ["h1", "h2"])
+    codes = await store.unused_recovery_codes("alice")
+    assert [h for _, h in codes] == ["h1", "h2"]
+    assert await store.use_recovery_code(codes[0][0], NOW) is True
+    assert await store.use_recovery_code(codes[0][0], NOW) is False
+    assert [h for _, h in await store.unused_recovery_codes("alice")] == ["h2"]
+    await store.replace_recovery_codes("alice", ["h3"])
+    assert [h for _, h in await store.unused_recovery_codes("alice")] == ["h3"]
+
+
+async def test_failures_saved_cleared_and_locks_listed(store: Store) -> None:
+    rec = FailureRecord("user:alice", 5, NOW, NOW + timedelta(minutes=15))
+    await store.save_failures([rec, FailureRecord("cert:ab", 1, NOW, None)])
+    assert (await store.failures(["user:alice", "cert:ab", "user:bob"])) == {
+        "user:alice": rec, "cert:ab": FailureRecord("cert:ab", 1, NOW, None)}
+    assert await store.locked_subjects(NOW) == [rec]
+    assert await store.locked_subjects(NOW + timedelta(minutes=16)) == []
+    assert await store.clear_failures(["user:alice"]) == 1
+    assert list(await store.failures(["user:alice", "cert:ab"])) == ["cert:ab"]
+
+
+async def test_sessions_with_events_and_ends(store: Store) -> None:
+    for name in ("alice", "bob"):
+        await store.add_user(name)
+    sessions = [SessionRecord(c * 64, u, fp, NOW, NOW, NOW, ("mtls", "pwd", "otp"))
+                for c, u, fp in (("a", "alice", "fa"), ("b", "alice", "fb"), ("c", "bob", "fc"))]
+    before = (await store.identity_snapshot()).last_event_id
+    for s in sessions:
+        await store.create_session(s)
+    assert await store.get_session("a" * 64) == sessions[0]
+    assert [s.id_hash for s in await store.list_sessions("alice")] == ["a" * 64, "b" * 64]
+    assert (await store.identity_snapshot()).sessions == tuple(sessions)
+    assert await store.end_sessions(fingerprint="fb") == ["b" * 64]
+    assert await store.end_sessions(id_prefix="c" * 16) == ["c" * 64]
+    await store.set_totp("alice", "v1:new", state="active")  # re-enrolment ends the rest
+    assert await store.list_sessions() == []
+    events = await store.events_after(before)
+    assert [(e.kind, e.key[:1]) for e in events if e.kind == "session"] == [
+        ("session", "a"), ("session", "b"), ("session", "c"), ("session", "b"),
+        ("session", "c"), ("session", "a")]
+    assert await store.end_sessions() == []  # no condition: ends nothing
