@@ -181,6 +181,25 @@ class AuditConfig(_Section):
     path: ConfigPath
 
 
+class LockoutConfig(_Section):
+    """After ``max_failures`` failed logins within ``window``, locked for ``lock_for``."""
+
+    max_failures: int = Field(default=5, ge=1, le=100)
+    window: Duration = timedelta(minutes=15)
+    lock_for: Duration = timedelta(minutes=15)
+
+
+class AuthConfig(_Section):
+    """The second factor: where its secrets key lives, session lifetimes, lockout."""
+
+    secrets_key: ConfigPath  # default: <data_dir>/secrets.key
+    session_idle: Duration = timedelta(hours=1)
+    session_absolute: Duration = timedelta(hours=12)
+    lockout: LockoutConfig = LockoutConfig()
+    issuer: str = Field(default="certgate", min_length=1, max_length=64)  # in the phone app
+    helpdesk: str = Field(default="your administrator", min_length=1, max_length=200)
+
+
 _UPSTREAM_RE = re.compile(r"^(https?)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?/?$")
 
 
@@ -284,6 +303,7 @@ class Config(_Section):
     pki: PkiConfig
     assertion: AssertionConfig
     audit: AuditConfig
+    auth: AuthConfig
     apps: tuple[AppConfig, ...] = ()
 
     _policy_set: PolicySet | None = PrivateAttr(default=None)
@@ -323,6 +343,11 @@ def load_config(path: Path) -> Config:
     return config_from_document(doc, path)
 
 
+def _data_dir(data: dict[str, Any], base_dir: Path) -> Path:
+    data_dir = Path(str(data["data_dir"])).expanduser()
+    return data_dir if data_dir.is_absolute() else base_dir / data_dir
+
+
 def config_from_document(doc: YamlDocument, path: Path) -> Config:
     """Validate an already parsed document (pure apart from path resolution)."""
     if not isinstance(doc.data, dict):
@@ -338,10 +363,11 @@ def config_from_document(doc: YamlDocument, path: Path) -> Config:
     data["file"] = path.resolve()
     data.setdefault("data_dir", ".")
     if data.get("database_url") is None:
-        data_dir = Path(str(data["data_dir"])).expanduser()
-        if not data_dir.is_absolute():
-            data_dir = base_dir / data_dir
-        data["database_url"] = f"sqlite+aiosqlite:///{data_dir / 'certgate.db'}"
+        data["database_url"] = f"sqlite+aiosqlite:///{_data_dir(data, base_dir) / 'certgate.db'}"
+    auth = data.get("auth")
+    if auth is None or (isinstance(auth, dict) and "secrets_key" not in auth):
+        data["auth"] = {**(auth or {}), "secrets_key": str(_data_dir(data, base_dir)
+                                                          / "secrets.key")}
     try:
         config = Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:

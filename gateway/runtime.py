@@ -27,6 +27,8 @@ from aiohttp import web
 
 from gateway.audit.writer import AuditRecord, AuditWriter
 from gateway.auth.assertion import AssertionSigner
+from gateway.auth.secretbox import SecretBox, load_secret_box
+from gateway.auth.sessions import SessionIndex, SessionLimits
 from gateway.config import Config, load_config
 from gateway.http.exchange import Exchange
 from gateway.http.forward import WebSocketRegistry
@@ -60,6 +62,21 @@ def build_state(config: Config) -> State:
     return State(config, router, config.policy_set, UpstreamPool(router), signer)
 
 
+def session_limits(config: Config) -> SessionLimits:
+    return SessionLimits(idle=config.auth.session_idle, absolute=config.auth.session_absolute)
+
+
+def load_secrets(config: Config, logger: logging.Logger) -> SecretBox | None:
+    """The secrets key if there is one; a missing key only disables the TOTP login."""
+    path = config.auth.secrets_key
+    if not path.exists():
+        if any(app.mfa == "required" for app in config.apps):
+            logger.warning("no secrets key at %s: apps with mfa: required are refused until "
+                           "`certgate user totp-enroll` (or `init`) creates it", path)
+        return None
+    return load_secret_box(path)
+
+
 @dataclass
 class Runtime:
     state: State
@@ -74,6 +91,11 @@ class Runtime:
     log: logging.Logger = log
     # What "now" is for identity checks and decisions; tests move it instead of sleeping.
     clock: Callable[[], datetime] = utc_now
+    # Login sessions in memory (the database is the truth; the feed keeps them current).
+    sessions: SessionIndex = field(default_factory=lambda: SessionIndex(SessionLimits()))
+    # The data dir's secrets key (sealed TOTP seeds, CSRF tokens); None until `init`
+    # has made one, and then the second-factor login fails closed.
+    secrets: SecretBox | None = None
     retired: RetiredPools = field(default_factory=RetiredPools)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -92,7 +114,10 @@ class Runtime:
             stack.push_async_callback(runtime._close_pools)
             latest = await store.latest_crl()
             runtime.crl_der = latest[3] if latest else None
+            runtime.sessions = SessionIndex(session_limits(config), snapshot.sessions)
+            runtime.secrets = load_secrets(config, runtime.log)
             runtime.follower = EventFollower(store, index, after_id=snapshot.last_event_id,
+                                             sessions=runtime.sessions,
                                              interval=poll_interval,
                                              on_change=runtime._on_change)
             # The writer drains after its task stops: pushed first, so it runs last.
@@ -129,6 +154,12 @@ class Runtime:
             self.crl_der = latest[3] if latest else self.crl_der
         self.metrics.certificates.set(len(self.index))
 
+    def secret_box(self) -> SecretBox | None:
+        """The secrets key, loaded on first use after start if `totp-enroll` made it."""
+        if self.secrets is None:
+            self.secrets = load_secrets(self.state.config, self.log)
+        return self.secrets
+
     def reload(self, config_path: Path) -> bool:
         """Build a whole new State from the file; keep the old one if anything is wrong."""
         try:
@@ -139,6 +170,7 @@ class Runtime:
             self.log.error("config reload REFUSED, still serving the previous config:\n%s", exc)
             return False
         old, self.state = self.state, new_state
+        self.sessions.limits = session_limits(config)
         self.metrics.reloads.labels("applied").inc()
         self.log.warning("config reloaded from %s: %d app(s)", config_path, len(config.apps))
         # Requests in flight keep the old pools until they finish; stop closes them.

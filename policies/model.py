@@ -48,6 +48,13 @@ class Reason(StrEnum):
     MFA_REQUIRED = "mfa-required"
     MFA_TOO_OLD = "mfa-too-old"
     MFA_UNAVAILABLE = "mfa-unavailable"
+    MFA_NOT_ENROLLED = "mfa-not-enrolled"
+    LOGIN_PAGE = "login-page"
+    LOGIN_SUCCEEDED = "login-succeeded"
+    LOGIN_FAILED = "login-failed"
+    LOCKED_OUT = "locked-out"
+    LOGGED_OUT = "logged-out"
+    CSRF_INVALID = "csrf-invalid"
     BODY_TOO_LARGE = "body-too-large"
     UPSTREAM_UNAVAILABLE = "upstream-unavailable"
     UPSTREAM_TIMEOUT = "upstream-timeout"
@@ -78,6 +85,13 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.MFA_TOO_OLD: "Your second-factor login is too old for this application.",
     Reason.MFA_UNAVAILABLE: "This application needs a second factor, which this gateway "
                             "cannot check yet.",
+    Reason.MFA_NOT_ENROLLED: "You have no authenticator app set up for the second factor yet.",
+    Reason.LOGIN_PAGE: "The sign-in page was shown.",
+    Reason.LOGIN_SUCCEEDED: "You are signed in.",
+    Reason.LOGIN_FAILED: "The password or the code is not right.",
+    Reason.LOCKED_OUT: "Sign-in is locked after too many failed attempts.",
+    Reason.LOGGED_OUT: "You are signed out.",
+    Reason.CSRF_INVALID: "The form was too old or did not come from this page.",
     Reason.BODY_TOO_LARGE: "The upload is larger than this application accepts.",
     Reason.UPSTREAM_UNAVAILABLE: "The application is not reachable right now.",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer.",

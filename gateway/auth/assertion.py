@@ -47,7 +47,8 @@ class AssertionSigner:
         canonical = json.dumps(self._jwk, separators=(",", ":"), sort_keys=True).encode()
         self.kid = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(
             b"=").decode()
-        self._cache: dict[tuple[str, str, tuple[str, ...], str], tuple[str, datetime]] = {}
+        self._cache: dict[tuple[str, str, tuple[str, ...], str, datetime | None],
+                          tuple[str, datetime]] = {}
 
     @classmethod
     def from_file(cls, path: Path, *, issuer: str, ttl: timedelta) -> AssertionSigner:
@@ -57,8 +58,10 @@ class AssertionSigner:
         return cls(key, issuer=issuer, ttl=ttl)
 
     def sign(self, *, user: str, groups: Sequence[str], serial_hex: str, fingerprint: str,
-             app: str, audience: str, factors: Sequence[str], now: datetime) -> str:
-        cache_key = (fingerprint, app, tuple(factors), ",".join(sorted(groups)))
+             app: str, audience: str, factors: Sequence[str], now: datetime,
+             auth_time: datetime | None = None) -> str:
+        """``auth_time``: when the last second factor was accepted (OIDC's claim name)."""
+        cache_key = (fingerprint, app, tuple(factors), ",".join(sorted(groups)), auth_time)
         cached = self._cache.get(cache_key)
         if cached is not None and cached[1] - now > self._ttl / 2:
             return cached[0]
@@ -70,6 +73,8 @@ class AssertionSigner:
             "groups": sorted(groups), "app": app, "cert_serial": serial_hex,
             "cert_sha256": fingerprint, "amr": list(factors),
         }
+        if auth_time is not None:
+            claims["auth_time"] = int(auth_time.timestamp())
         token = jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
         if len(self._cache) > 100_000:
             self._cache.clear()  # bounded: certificates x apps can grow without limit

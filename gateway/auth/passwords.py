@@ -5,6 +5,9 @@ Pure functions; must not log or store passwords.
 
 from __future__ import annotations
 
+import functools
+import secrets
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -33,6 +36,13 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _HASHER.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def decoy_hash() -> str:
+    """A real argon2id hash of a random secret: verifying against it when a user has
+    no password costs the same time as a real check, so timing tells nothing."""
+    return _HASHER.hash(secrets.token_urlsafe(24))
 
 
 def needs_rehash(password_hash: str) -> bool:

@@ -11,6 +11,8 @@ Must not log plaintexts or the key.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -35,6 +37,11 @@ class SecretBox:
         if len(key) != 32:
             raise ValueError("the secrets key must be 32 bytes")
         self._aead = AESGCM(key)
+        self._key = key
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for another use (e.g. CSRF tokens), the same on every node."""
+        return hmac.new(self._key, purpose.encode("utf-8"), hashlib.sha256).digest()
 
     def seal(self, plaintext: str, *, context: str) -> str:
         nonce = os.urandom(_NONCE)

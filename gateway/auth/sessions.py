@@ -30,6 +30,15 @@ def new_session_secret() -> tuple[str, str]:
     return value, session_hash(value)
 
 
+def cookie_value(cookie_header: str) -> str | None:
+    """Our session cookie's value from a ``Cookie`` header, without parsing the rest."""
+    for part in cookie_header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE:
+            return value or None
+    return None
+
+
 def session_hash(cookie_value: str) -> str:
     return hashlib.sha256(cookie_value.encode("ascii", "replace")).hexdigest()
 

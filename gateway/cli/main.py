@@ -22,7 +22,8 @@ from gateway.config import ConfigError, default_config_path
 # (module, attribute) of every sub-command, in the order `--help` lists them.
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("gateway.cli.init_cmd", "init"),
-    ("gateway.cli.user_cmd", "user"),
+    ("gateway.cli.factor_cmd", "user"),  # the user group, with its second-factor commands
+    ("gateway.cli.factor_cmd", "session"),
     ("gateway.cli.cert_cmd", "cert"),
     ("gateway.cli.crl_cmd", "crl"),
     ("gateway.cli.ca_cmd", "ca"),

@@ -23,17 +23,20 @@ from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import NamedTuple, Protocol
 
+from gateway.auth.sessions import SessionIndex, cookie_value
 from gateway.http.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
 from gateway.http.routing import AppTarget, Router, RouteTarget
 from gateway.identity.index import CertificateIndex, Identity
+from gateway.store.records import SessionRecord
 from policies.engine import evaluate
 from policies.model import AccessRequest, Effect, PolicySet, Reason
 
 BUILTIN = "/.certgate"
 # What a request without (a known) certificate may still see.
 PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json"})
-PAGES = PUBLIC_PAGES | {"/.certgate/whoami"}
 LOGIN = "/.certgate/login"
+LOGOUT = "/.certgate/logout"
+PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT}
 _HOST_WITH_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::[0-9]{1,5})?")
 
 
@@ -47,6 +50,7 @@ class Facts(NamedTuple):
     method: str
     raw_path: str  # the request target without its query
     source_ip: str  # the peer's address ("" when unknown)
+    cookie_header: str | None = None  # read only for apps that ask for the second factor
 
 
 class Tables(Protocol):
@@ -68,6 +72,7 @@ class Admission(NamedTuple):
     host: str  # the Host, lower-cased and without its port
     path: str  # the normal form: judged and forwarded alike
     rule: str | None
+    session: SessionRecord | None = None  # the login session, on apps that need one
 
 
 class Page(NamedTuple):
@@ -103,7 +108,7 @@ def _source_ip(remote: str) -> IPv4Address | IPv6Address:
     return ip_address(remote or "0.0.0.0")  # noqa: S104 - "no address", never bound
 
 
-def admit(facts: Facts, state: Tables, index: CertificateIndex,
+def admit(facts: Facts, state: Tables, index: CertificateIndex, sessions: SessionIndex,
           now: datetime) -> Admission | Page | Refusal:
     """Decide one request; see the module docstring for the order of the checks."""
     # 1. Identity, from the certificate of this connection, checked now (keep-alive
@@ -136,21 +141,26 @@ def admit(facts: Facts, state: Tables, index: CertificateIndex,
     if path == BUILTIN or path.startswith(BUILTIN + "/"):
         if path in PAGES:
             return Page(path, resolved, Reason.BUILTIN)
-        if path == LOGIN:  # the second-factor login is not built yet
-            return Refusal(403, Reason.MFA_UNAVAILABLE, path, resolved)
         return Refusal(404, Reason.PAGE_NOT_FOUND, path, resolved)
     if app is None:
         return Refusal(404, Reason.ROUTE_NOT_FOUND, path, resolved)
     if facts.method not in app.methods:  # TRACE, CONNECT, made-up methods: never forwarded
         return Refusal(405, Reason.METHOD_NOT_ALLOWED, path, resolved, app.name)
 
-    # 4. Policy: pure, in memory, on the path without ';' parameters.
+    # 4. Policy: pure, in memory, on the path without ';' parameters. Only an app that
+    #    asks for the second factor looks at the login session (bound to this
+    #    certificate, within its idle and absolute lifetimes).
+    session = None
+    policy = state.policy_set.apps.get(host)
+    if policy is not None and policy.mfa_required and facts.cookie_header:
+        session = sessions.lookup(cookie_value(facts.cookie_header), resolved.fingerprint, now)
     decision = evaluate(state.policy_set, AccessRequest(
         host=host, method=facts.method, path=judged_path(path), user=resolved.user,
-        groups=resolved.groups, source_ip=_source_ip(facts.source_ip), now=now, mfa_at=None))
+        groups=resolved.groups, source_ip=_source_ip(facts.source_ip), now=now,
+        mfa_at=session.mfa_at if session is not None else None))
     if decision.effect is Effect.NEED_MFA:
-        # The second-factor login is not built yet: fail closed, never skip it.
-        return Refusal(403, Reason.MFA_UNAVAILABLE, path, resolved, app.name, decision.rule)
+        # 401 with MFA_REQUIRED or MFA_TOO_OLD: the story sends people to the login page.
+        return Refusal(401, decision.reason, path, resolved, app.name, decision.rule)
     if decision.effect is Effect.DENY:
         return Refusal(403, decision.reason, path, resolved, app.name, decision.rule)
-    return Admission(resolved, app, app.route_for(path), host, path, decision.rule)
+    return Admission(resolved, app, app.route_for(path), host, path, decision.rule, session)

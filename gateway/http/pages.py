@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import datetime
 from typing import Any
 
 import jinja2
@@ -76,13 +77,15 @@ def wants_json(request: web.Request) -> bool:
         "text/html")
 
 
-def _html(template: str, status: int, **context: Any) -> web.Response:
+def html_page(template: str, status: int, **context: Any) -> web.Response:
+    """A page from ``templates/`` (autoescaped) with the security headers."""
     body = _ENV.get_template(template).render(**context)
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8",
                         headers=_SECURITY_HEADERS)
 
 
-def _json(status: int, data: dict[str, Any]) -> web.Response:
+def json_page(status: int, data: dict[str, Any]) -> web.Response:
+    """A JSON answer of the gateway's own, with the security headers."""
     return web.Response(status=status, text=json.dumps(data), content_type="application/json",
                         headers=_SECURITY_HEADERS)
 
@@ -98,10 +101,10 @@ def refusal(request: web.Request, *, status: int, reason: Reason, reference: str
                                 "reference": reference, "status": status}
         if limit is not None:
             data["limit_bytes"] = limit
-        return _json(status, data)
-    return _html("refusal.html", status, title=_TITLES.get(status, "Refused"), message=message,
-                 advice=_ADVICE.get(reason), reference=reference,
-                 help_link=reason in (Reason.NO_CERTIFICATE, Reason.UNKNOWN_CERTIFICATE))
+        return json_page(status, data)
+    return html_page("refusal.html", status, title=_TITLES.get(status, "Refused"),
+                     message=message, advice=_ADVICE.get(reason), reference=reference,
+                     help_link=reason in (Reason.NO_CERTIFICATE, Reason.UNKNOWN_CERTIFICATE))
 
 
 def _size(n: int) -> str:
@@ -112,19 +115,22 @@ def _size(n: int) -> str:
 
 
 def help_page(request: web.Request) -> web.Response:
-    return _html("help.html", 200, title="Importing your certificate")
+    return html_page("help.html", 200, title="Importing your certificate")
 
 
-def whoami(request: web.Request, identity: Identity) -> web.Response:
+def whoami(request: web.Request, identity: Identity, *, logout_csrf: str | None = None,
+           mfa_at: datetime | None = None) -> web.Response:
     groups = sorted(identity.groups)
     data: dict[str, Any] = {"user": identity.user, "groups": groups,
             "serial": identity.serial_hex, "not_after": identity.not_after.isoformat(),
             "email": identity.email}
     if wants_json(request):
-        return _json(200, data)
-    return _html("whoami.html", 200, title="Who am I", user=identity.user,
-                 groups=", ".join(groups), serial=identity.serial_hex,
-                 not_after=identity.not_after.strftime("%Y-%m-%d"))
+        return json_page(200, data)
+    return html_page("whoami.html", 200, title="Who am I", user=identity.user,
+                     groups=", ".join(groups), serial=identity.serial_hex,
+                     not_after=identity.not_after.strftime("%Y-%m-%d"),
+                     logout_csrf=logout_csrf,
+                     mfa_at=mfa_at.strftime("%Y-%m-%d %H:%M UTC") if mfa_at else None)
 
 
 def jwks(request: web.Request, keys: dict[str, Any]) -> web.Response:

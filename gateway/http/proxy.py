@@ -14,11 +14,14 @@ No database access and no blocking call in here.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from gateway.http.admit import Facts, Page, Refusal, admit
+from gateway.auth.login import login, login_url, logout, logout_token
+from gateway.auth.sessions import cookie_value
+from gateway.http.admit import LOGIN, LOGOUT, Facts, Page, Refusal, admit
 from gateway.http.exchange import Exchange, Verdict
 from gateway.http.forward import (
     ForwardError,
@@ -27,10 +30,21 @@ from gateway.http.forward import (
     forward_websocket,
     is_websocket_upgrade,
 )
-from gateway.http.pages import help_page, jwks, new_reference, refusal, whoami
+from gateway.http.pages import (
+    help_page,
+    json_page,
+    jwks,
+    new_reference,
+    refusal,
+    wants_json,
+    whoami,
+)
 from gateway.http.tls import peer_certificate_pem_quoted, peer_fingerprint, sni_hostname
-from gateway.runtime import RUNTIME, State
-from policies.model import Reason
+from gateway.runtime import RUNTIME, Runtime
+from policies.model import Reason, describe
+
+CERTIFICATE_ONLY = ("mtls",)
+SIGN_IN_REASONS = frozenset({Reason.MFA_REQUIRED, Reason.MFA_TOO_OLD})
 
 
 def _local_port(transport: Any) -> int:
@@ -54,27 +68,42 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         # 1-4. Identity, path, route, policy: decided from memory, without I/O.
         result = admit(Facts(fingerprint, host_header, sni_hostname(transport), port,
-                             request.method, raw_path, source_ip), state, runtime.index, now)
+                             request.method, raw_path, source_ip,
+                             request.headers.get("Cookie")),
+                       state, runtime.index, runtime.sessions, now)
         out.path, out.identity = result.path, result.identity
         if isinstance(result, Refusal):
             out.app, out.rule = result.app, result.rule
+            if result.reason in SIGN_IN_REASONS:
+                return _to_sign_in(request, out, result.reason, raw_path, query)
             return _refuse(request, out, result.status, result.reason)
         if isinstance(result, Page):
-            page = _page(request, result, state)
+            if result.path in (LOGIN, LOGOUT) and result.identity is not None:
+                answer = await (login if result.path == LOGIN else logout)(
+                    request, runtime, result.identity, out.reference)
+                out.status, out.reason = answer.response.status, answer.reason
+                out.verdict = Verdict.ALLOW if answer.allowed else Verdict.DENY
+                return answer.response
+            page = _page(request, result, runtime, now)
             out.status, out.verdict, out.reason = page.status, Verdict.ALLOW, result.reason
             return page
 
         # 5. Forward, with identity headers the client could not have set.
-        identity, app, host = result.identity, result.app, result.host
+        identity, app, host, session = result.identity, result.app, result.host, result.session
         out.app, out.rule = app.name, result.rule
+        factors = session.factors if session is not None else CERTIFICATE_ONLY
+        auth_time = session.mfa_at if session is not None else None
         headers = {
             "X-Certgate-User": identity.user,
             "X-Certgate-Groups": ",".join(sorted(identity.groups)),
+            "X-Certgate-Factors": ",".join(factors),
             "X-Certgate-Assertion": state.signer.sign(
                 user=identity.user, groups=sorted(identity.groups),
                 serial_hex=identity.serial_hex, fingerprint=identity.fingerprint, app=app.name,
-                audience=f"https://{host}", factors=("mtls",), now=now),
+                audience=f"https://{host}", factors=factors, now=now, auth_time=auth_time),
         }
+        if auth_time is not None:
+            headers["X-Certgate-Auth-Time"] = str(int(auth_time.timestamp()))
         if app.config.forward_client_cert:
             headers["X-Certgate-Client-Cert"] = peer_certificate_pem_quoted(transport) or ""
         call = UpstreamCall(app, result.route, result.path + ("?" + query if query else ""),
@@ -102,10 +131,29 @@ def _refuse(request: web.Request, out: Exchange, status: int, reason: Reason,
     return refusal(request, status=status, reason=reason, reference=out.reference, limit=limit)
 
 
-def _page(request: web.Request, page: Page, state: State) -> web.Response:
+def _to_sign_in(request: web.Request, out: Exchange, reason: Reason, raw_path: str,
+                query: str) -> web.Response:
+    """An app asks for the second factor: people go to the sign-in page and come back;
+    API clients (JSON, or anything but GET) get 401 with where to sign in."""
+    out.status, out.verdict, out.reason = 401, Verdict.DENY, reason
+    target = login_url(out.path + ("?" + query if query else ""))
+    if request.method != "GET" or wants_json(request):
+        return json_page(401, {"error": reason.value, "message": describe(reason),
+                               "reference": out.reference, "status": 401, "login": target})
+    out.status = 303
+    return web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
+
+
+def _page(request: web.Request, page: Page, runtime: Runtime, now: datetime) -> web.Response:
     """The gateway's own pages; nothing under /.certgate/ ever reaches an upstream."""
     if page.path == "/.certgate/jwks.json":
-        return jwks(request, state.signer.jwks())
+        return jwks(request, runtime.state.signer.jwks())
     if page.identity is not None and page.path == "/.certgate/whoami":
-        return whoami(request, page.identity)
+        value = cookie_value(request.headers.get("Cookie", ""))
+        session = (runtime.sessions.lookup(value, page.identity.fingerprint, now)
+                   if value else None)
+        if session is None:
+            return whoami(request, page.identity)
+        return whoami(request, page.identity, logout_csrf=logout_token(runtime, session, now),
+                      mfa_at=session.mfa_at)
     return help_page(request)

@@ -1,7 +1,8 @@
 """Following the database's change feed so memory stays current without per-request I/O.
 
 Every quarter second the follower asks for events after the last one it applied,
-re-reads each changed user or certificate and applies it to the index; revocation
+re-reads each changed user, certificate or login session and applies it to the
+index (and the session index); revocation
 thus reaches every node within a second. If the database is unreachable the
 gateway keeps serving from memory (a revoked certificate stays revoked, it never
 comes back), logs once, and retries with backoff until it recovers.
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from gateway.auth.sessions import SessionIndex
 from gateway.identity.index import CertificateIndex
 from gateway.store.errors import NotFoundError, StoreError
 from gateway.store.store import Store
@@ -24,9 +26,11 @@ OnChange = Callable[[set[str], set[str]], Awaitable[None]]
 
 class EventFollower:
     def __init__(self, store: Store, index: CertificateIndex, *, after_id: int,
-                 interval: float = 0.25, on_change: OnChange | None = None) -> None:
+                 interval: float = 0.25, on_change: OnChange | None = None,
+                 sessions: SessionIndex | None = None) -> None:
         self._store = store
         self.index = index
+        self.sessions = sessions
         self.last_event_id = after_id
         self._interval = interval
         self._on_change = on_change
@@ -51,6 +55,8 @@ class EventFollower:
                 except NotFoundError:
                     cert = None
                 changed |= self.index.apply_certificate(serial, cert)
+            elif event.kind == "session" and self.sessions is not None:
+                self.sessions.apply(event.key, await self._store.get_session(event.key))
             self.last_event_id = event.id
         if events and self._on_change is not None:
             await self._on_change(changed, kinds)

@@ -14,11 +14,18 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from gateway.auth.sessions import COOKIE, SessionIndex, SessionLimits, session_hash
 from gateway.config import AppConfig
 from gateway.http.admit import Admission, Facts, Page, Refusal, admit, host_from_header
 from gateway.http.routing import Router
 from gateway.identity.index import CertificateIndex
-from gateway.store.records import CertRecord, CertStatus, IdentitySnapshot, UserRecord
+from gateway.store.records import (
+    CertRecord,
+    CertStatus,
+    IdentitySnapshot,
+    SessionRecord,
+    UserRecord,
+)
 from policies.loader import build_policy_set
 from policies.model import PolicySet
 from policies.model import Reason as R
@@ -33,6 +40,8 @@ APPS: list[dict[str, Any]] = [
      "allow": [{"users": ["carol"], "methods": ["GET"], "source_networks": ["192.0.2.0/24"]}]},
     {"name": "mfa", "host": "mfa.test", "upstream": UP, "allow": [{"everyone": True}],
      "mfa": "required"},
+    {"name": "fresh", "host": "fresh.test", "upstream": UP, "allow": [{"everyone": True}],
+     "mfa": "required", "mfa_max_age": "15m"},
     {"name": "servlet", "host": "servlet.test", "upstream": UP, "path_parameters": "allow",
      "allow": [{"everyone": True}], "deny": [{"paths": ["/private"]}]},
     {"name": "win", "host": "win.test", "upstream": UP, "path_case": "insensitive",
@@ -79,9 +88,21 @@ def index() -> CertificateIndex:
 
 def facts(path: str = "/", *, fp: str | None = ALICE, host: str = "wiki.test",
           sni: str | None = "", port: int = 8443, method: str = "GET",
-          ip: str = "192.0.2.10") -> Facts:
+          ip: str = "192.0.2.10", cookie: str | None = None) -> Facts:
     """One request's facts; the SNI is the Host's name unless the row says otherwise."""
-    return Facts(fp, host, host_from_header(host) if sni == "" else sni, port, method, path, ip)
+    return Facts(fp, host, host_from_header(host) if sni == "" else sni, port, method, path, ip,
+                 cookie)
+
+
+# Alice signed in 20 minutes ago with this certificate: fine for "mfa", too old for "fresh".
+ALICE_COOKIE = "alice-cookie-value"
+
+
+@pytest.fixture
+def sessions() -> SessionIndex:
+    return SessionIndex(SessionLimits(), [SessionRecord(
+        session_hash(ALICE_COOKIE), "alice", ALICE, NOW - timedelta(minutes=20),
+        NOW - timedelta(minutes=1), NOW - timedelta(minutes=20), ("mtls", "pwd", "otp"))])
 
 
 def summary(result: Admission | Page | Refusal) -> tuple[Any, ...]:
@@ -153,8 +174,11 @@ ROWS: list[tuple[str, Facts, tuple[Any, ...]]] = [
      ("page", "/.certgate/whoami", R.BUILTIN, "alice")),
     ("page-after-dot-segments", facts("/docs/../.certgate/whoami"),
      ("page", "/.certgate/whoami", R.BUILTIN, "alice")),
-    ("login-not-built", facts("/.certgate/login"),
-     no(403, R.MFA_UNAVAILABLE, "/.certgate/login")),
+    ("login-page", facts("/.certgate/login"), ("page", "/.certgate/login", R.BUILTIN, "alice")),
+    ("logout-page", facts("/.certgate/logout"),
+     ("page", "/.certgate/logout", R.BUILTIN, "alice")),
+    ("login-needs-a-certificate", facts("/.certgate/login", fp=None),
+     no(401, R.NO_CERTIFICATE, "/.certgate/login", user=None)),
     ("unknown-page", facts("/.certgate/nope"), no(404, R.PAGE_NOT_FOUND, "/.certgate/nope")),
     ("bare-prefix", facts("/.certgate"), no(404, R.PAGE_NOT_FOUND, "/.certgate")),
     ("look-alike-prefix", facts("/.certgatex"), fwd("wiki", "/.certgatex", "wiki.allow[0]")),
@@ -202,16 +226,28 @@ ROWS: list[tuple[str, Facts, tuple[Any, ...]]] = [
      no(403, R.DENIED_BY_RULE, "/private;jsessionid=1/x", "servlet", "servlet.deny[0]")),
     ("params-forwarded-as-sent", facts("/public;v=2/x", host="servlet.test"),
      fwd("servlet", "/public;v=2/x", "servlet.allow[0]")),
-    ("mfa-fails-closed", facts(host="mfa.test"),
-     no(403, R.MFA_UNAVAILABLE, app="mfa", rule="mfa.allow[0]")),
+    # -- the second factor: a live session of this certificate, recent enough
+    ("mfa-without-session", facts(host="mfa.test"),
+     no(401, R.MFA_REQUIRED, app="mfa", rule="mfa.allow[0]")),
+    ("mfa-with-session", facts(host="mfa.test", cookie=f"a=1; {COOKIE}={ALICE_COOKIE}"),
+     fwd("mfa", "/", "mfa.allow[0]")),
+    ("mfa-cookie-with-another-certificate", facts(host="mfa.test", fp=BOB,
+                                                  cookie=f"{COOKIE}={ALICE_COOKIE}"),
+     no(401, R.MFA_REQUIRED, app="mfa", rule="mfa.allow[0]", user="bob")),
+    ("mfa-forged-cookie", facts(host="mfa.test", cookie=f"{COOKIE}=forged"),
+     no(401, R.MFA_REQUIRED, app="mfa", rule="mfa.allow[0]")),
+    ("mfa-too-old-for-this-app", facts(host="fresh.test", cookie=f"{COOKIE}={ALICE_COOKIE}"),
+     no(401, R.MFA_TOO_OLD, app="fresh", rule="fresh.allow[0]")),
+    ("session-not-needed-elsewhere", facts(cookie=f"{COOKIE}=forged"),
+     fwd("wiki", "/", "wiki.allow[0]")),
 ]
 
 
 @pytest.mark.parametrize(("given", "expected"), [row[1:] for row in ROWS],
                          ids=[row[0] for row in ROWS])
-def test_admit(tables: Tables, index: CertificateIndex, given: Facts,
+def test_admit(tables: Tables, index: CertificateIndex, sessions: SessionIndex, given: Facts,
                expected: tuple[Any, ...]) -> None:
-    assert summary(admit(given, tables, index, NOW)) == expected
+    assert summary(admit(given, tables, index, sessions, NOW)) == expected
 
 
 @pytest.mark.parametrize(("now", "expected"), [
@@ -222,7 +258,7 @@ def test_admit(tables: Tables, index: CertificateIndex, given: Facts,
 ])
 def test_the_callers_clock_decides_validity(tables: Tables, index: CertificateIndex,
                                             now: datetime, expected: R | None) -> None:
-    result = admit(facts(), tables, index, now)
+    result = admit(facts(), tables, index, SessionIndex(SessionLimits()), now)
     assert (result.reason if isinstance(result, Refusal) else None) == expected
 
 

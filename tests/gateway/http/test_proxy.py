@@ -57,7 +57,7 @@ async def test_allowed_user_reaches_upstream_with_verified_identity(gateway: Gat
     ("alice", "ops.test", "GET", "/", 403, "no-matching-allow-rule"),   # outside hours
     ("alice", HOST, "GET", "/admin", 403, "denied-by-rule"),           # denied path
     ("alice", HOST, "GET", "/admin/x", 403, "denied-by-rule"),
-    ("alice", "secure.test", "GET", "/", 403, "mfa-unavailable"),      # fail closed on MFA
+    ("alice", "secure.test", "GET", "/", 401, "mfa-required"),         # sign in first
     ("alice", "nope.test", "GET", "/", 421, "sni-host-mismatch"),       # SNI is wiki.test
     ("alice", "local.test", "POST", "/", 403, "no-matching-allow-rule"),
 ])

@@ -1,0 +1,256 @@
+"""The gateway's sign-in: ``/.certgate/login`` (password + TOTP or recovery code) and
+``/.certgate/logout``.
+
+The person is already known from the certificate; the page asks for the password
+and a code and, on success, starts a new session (a new random id, never one the
+browser brought) bound to that certificate, then sends the browser back to
+``next`` (a path on the same host, nothing else). Failures never say which factor
+was wrong; they count per user and per certificate, and too many within the window
+lock sign-in for a while, on every node (the counters are in the database).
+
+This is the one place on the public listener that talks to the database: only
+here, only for a sign-in or sign-out, never for a proxied request. Password
+hashing runs in a worker thread. Never logs or records a password, a code, a
+recovery code or a cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import quote
+
+from aiohttp import web
+
+from gateway.auth.csrf import csrf_token, csrf_valid
+from gateway.auth.lockout import Failures, LockoutRule, after_failure
+from gateway.auth.passwords import decoy_hash, verify_password
+from gateway.auth.recovery import matching_code
+from gateway.auth.secretbox import SecretBox, SecretBoxError
+from gateway.auth.sessions import COOKIE, cookie_value, new_session_secret, session_hash
+from gateway.auth.totp import accepted_step, normalise_code
+from gateway.http.pages import html_page, json_page, refusal, wants_json
+from gateway.identity.index import Identity
+from gateway.store.errors import StoreError
+from gateway.store.records import FailureRecord, SessionRecord
+from policies.model import Reason, describe
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+LOGIN_PATH = "/.certgate/login"
+MAX_FORM = 4096
+_NEXT = re.compile(r"^/(?![/\\])[^\s\\]*$")
+
+
+class Answer(NamedTuple):
+    """The response and what the audit record says about it."""
+
+    response: web.Response
+    reason: Reason
+    allowed: bool
+
+
+def safe_next(value: str | None) -> str:
+    """A same-host relative path to return to; anything else (``//evil``, ``https://…``,
+    backslashes, the login page itself) falls back to ``/``."""
+    if not value or len(value) > 2048 or not _NEXT.match(value):
+        return "/"
+    if value.split("?", 1)[0].rstrip("/") in (LOGIN_PATH, "/.certgate/logout"):
+        return "/"
+    return value
+
+
+def login_url(path_qs: str) -> str:
+    return f"{LOGIN_PATH}?next={quote(path_qs, safe='/')}"
+
+
+def _csrf_key(box: SecretBox) -> bytes:
+    return box.derived_key("csrf")
+
+
+def _subjects(identity: Identity) -> tuple[str, str]:
+    return f"user:{identity.user}", f"cert:{identity.fingerprint}"
+
+
+def _locked_until(failures: dict[str, FailureRecord], now: datetime) -> datetime | None:
+    until = [f.locked_until for f in failures.values()
+             if f.locked_until is not None and f.locked_until > now]
+    return max(until) if until else None
+
+
+def _form(request: web.Request, runtime: Runtime, identity: Identity, *, status: int,
+          reason: Reason, reference: str, next_path: str, now: datetime,
+          error: str | None = None, locked_until: datetime | None = None) -> web.Response:
+    config = runtime.state.config.auth
+    if wants_json(request):
+        data = {"error": reason.value, "message": error or describe(reason),
+                "reference": reference, "status": status, "login": login_url(next_path)}
+        if locked_until is not None:
+            data["locked_until"] = locked_until.isoformat()
+        return json_page(status, data)
+    assert runtime.secrets is not None
+    return html_page(
+        "login.html", status, title="Sign in", person=identity.user, email=identity.email,
+        helpdesk=config.helpdesk, error=error, reference=reference, next=next_path,
+        csrf=csrf_token(_csrf_key(runtime.secrets), identity.fingerprint, now),
+        locked_until=locked_until.strftime("%H:%M UTC") if locked_until else None)
+
+
+async def login(request: web.Request, runtime: Runtime, identity: Identity,
+                reference: str) -> Answer:
+    """GET shows the form; POST checks it and starts a session."""
+    now = runtime.clock()
+    if runtime.secret_box() is None:
+        return Answer(refusal(request, status=403, reason=Reason.MFA_UNAVAILABLE,
+                              reference=reference), Reason.MFA_UNAVAILABLE, False)
+    if request.method == "GET":
+        next_path = safe_next(request.query.get("next"))
+        try:
+            failures = await runtime.store.failures(_subjects(identity))
+        except StoreError:
+            failures = {}
+        return Answer(_form(request, runtime, identity, status=200, reason=Reason.LOGIN_PAGE,
+                            reference=reference, next_path=next_path, now=now,
+                            locked_until=_locked_until(failures, now)),
+                      Reason.LOGIN_PAGE, True)
+    if request.method != "POST":
+        return Answer(refusal(request, status=405, reason=Reason.METHOD_NOT_ALLOWED,
+                              reference=reference), Reason.METHOD_NOT_ALLOWED, False)
+    if request.content_length is None or request.content_length > MAX_FORM:
+        return Answer(refusal(request, status=413, reason=Reason.BODY_TOO_LARGE,
+                              reference=reference, limit=MAX_FORM), Reason.BODY_TOO_LARGE, False)
+    form = await request.post()
+    next_path = safe_next(str(form.get("next", "")))
+
+    def again(status: int, reason: Reason, error: str | None = None,
+              locked_until: datetime | None = None) -> Answer:
+        return Answer(_form(request, runtime, identity, status=status, reason=reason,
+                            reference=reference, next_path=next_path, now=now, error=error,
+                            locked_until=locked_until), reason, False)
+
+    if not csrf_valid(_csrf_key(runtime.secrets), str(form.get("csrf", "")),
+                      identity.fingerprint, now):
+        return again(403, Reason.CSRF_INVALID, "This form was too old or did not come from "
+                     "this page. Please type your password and code again.")
+    subjects = _subjects(identity)
+    failures = await runtime.store.failures(subjects)
+    locked = _locked_until(failures, now)
+    if locked is not None:
+        return again(429, Reason.LOCKED_OUT, locked_until=locked)
+
+    factor = await _check_factors(runtime, identity, str(form.get("password", "")),
+                                  str(form.get("code", "")), now)
+    if factor is None:
+        rule = _rule(runtime)
+        updated = [_record(s, after_failure(_state(failures.get(s)), rule, now))
+                   for s in subjects]
+        await runtime.store.save_failures(updated)
+        locked = _locked_until({f.subject: f for f in updated}, now)
+        if locked is not None:
+            runtime.log.warning("sign-in locked for user %s until %s", identity.user,
+                                locked.isoformat())
+            return again(429, Reason.LOCKED_OUT, locked_until=locked)
+        return again(401, Reason.LOGIN_FAILED, "The password or the code is not right. "
+                     "Check both and try again.")
+
+    if failures:
+        await runtime.store.clear_failures(subjects)
+    value, id_hash = new_session_secret()
+    session = SessionRecord(id_hash, identity.user, identity.fingerprint, now, now, now,
+                            ("mtls", "pwd", factor))
+    await runtime.store.create_session(session)
+    runtime.sessions.put(session)  # this node at once; the others through the feed
+    # A session id the browser brought from before sign-in is never reused.
+    old = cookie_value(request.headers.get("Cookie", ""))
+    if old:
+        runtime.sessions.drop(session_hash(old))
+    response = web.Response(status=303, headers={"Location": next_path,
+                                                 "Cache-Control": "no-store"})
+    response.set_cookie(COOKIE, value, secure=True, httponly=True, samesite="Lax", path="/")
+    return Answer(response, Reason.LOGIN_SUCCEEDED, True)
+
+
+async def logout(request: web.Request, runtime: Runtime, identity: Identity,
+                 reference: str) -> Answer:
+    """POST with the token of the whoami page: ends this browser's session everywhere."""
+    now = runtime.clock()
+    value = cookie_value(request.headers.get("Cookie", ""))
+    session = runtime.sessions.lookup(value, identity.fingerprint, now) if value else None
+    if request.method != "POST" or session is None or runtime.secrets is None:
+        reason = Reason.METHOD_NOT_ALLOWED if request.method != "POST" else Reason.CSRF_INVALID
+        return Answer(refusal(request, status=405 if request.method != "POST" else 403,
+                              reason=reason, reference=reference), reason, False)
+    form = await request.post() if (request.content_length or 0) <= MAX_FORM else {}
+    if not csrf_valid(_csrf_key(runtime.secrets), str(form.get("csrf", "")),
+                      logout_binding(session), now):
+        return Answer(refusal(request, status=403, reason=Reason.CSRF_INVALID,
+                              reference=reference), Reason.CSRF_INVALID, False)
+    await runtime.store.end_sessions(id_prefix=session.id_hash)
+    runtime.sessions.drop(session.id_hash)
+    response = html_page("refusal.html", 200, title="Signed out",
+                         message=describe(Reason.LOGGED_OUT),
+                         advice="Close the browser if you are on a shared computer.",
+                         reference=reference, help_link=False)
+    response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+    return Answer(response, Reason.LOGGED_OUT, True)
+
+
+def logout_binding(session: SessionRecord) -> str:
+    return f"logout:{session.id_hash}"
+
+
+def logout_token(runtime: Runtime, session: SessionRecord, now: datetime) -> str | None:
+    if runtime.secrets is None:
+        return None
+    return csrf_token(_csrf_key(runtime.secrets), logout_binding(session), now)
+
+
+def _rule(runtime: Runtime) -> LockoutRule:
+    cfg = runtime.state.config.auth.lockout
+    return LockoutRule(cfg.max_failures, cfg.window, cfg.lock_for)
+
+
+def _state(record: FailureRecord | None) -> Failures:
+    if record is None:
+        return Failures()
+    return Failures(record.count, record.window_start, record.locked_until)
+
+
+def _record(subject: str, state: Failures) -> FailureRecord:
+    assert state.window_start is not None
+    return FailureRecord(subject, state.count, state.window_start, state.locked_until)
+
+
+async def _check_factors(runtime: Runtime, identity: Identity, password: str, code: str,
+                         now: datetime) -> str | None:
+    """The second factor used ("otp" or "recovery") when both factors hold, else None.
+
+    Both factors are always checked, so the time taken does not tell which failed.
+    """
+    store = runtime.store
+    user = await store.get_user(identity.user)
+    totp = await store.get_totp(identity.user)
+    password_ok = await asyncio.to_thread(
+        verify_password, user.password_hash or decoy_hash(), password)
+    if user.password_hash is None or totp is None or runtime.secrets is None:
+        return None
+    if normalise_code(code) is not None:
+        try:
+            secret = runtime.secrets.open(totp.secret_sealed, context=f"totp:{identity.user}")
+        except SecretBoxError:
+            runtime.log.error("the TOTP secret of %s does not open with this secrets key",
+                              identity.user)
+            return None
+        step = accepted_step(secret, code, now=now, after_step=totp.last_step)
+        if step is None or not password_ok:
+            return None
+        # The conditional write: a code already used (on any node) is refused here.
+        return "otp" if await store.accept_totp_step(identity.user, step) else None
+    unused = await store.unused_recovery_codes(identity.user)
+    found = await asyncio.to_thread(matching_code, code, [h for _, h in unused])
+    if found is None or not password_ok:
+        return None
+    return "recovery" if await store.use_recovery_code(unused[found][0], now) else None
