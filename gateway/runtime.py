@@ -30,6 +30,7 @@ from gateway.auth.assertion import AssertionSigner
 from gateway.config import Config, load_config
 from gateway.http.exchange import Exchange
 from gateway.http.forward import WebSocketRegistry
+from gateway.http.guard import Guard
 from gateway.http.routing import Router
 from gateway.http.upstream import RetiredPools, UpstreamPool
 from gateway.identity.follower import EventFollower
@@ -75,6 +76,7 @@ class Runtime:
     # What "now" is for identity checks and decisions; tests move it instead of sleeping.
     clock: Callable[[], datetime] = utc_now
     retired: RetiredPools = field(default_factory=RetiredPools)
+    guard: Guard | None = None  # the connection limits, set by the server once listening
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @classmethod

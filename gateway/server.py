@@ -156,7 +156,7 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
     stop = stop or asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(Runtime.running(config))
-        guard = _guard(runtime, config)
+        guard = runtime.guard = _guard(runtime, config)
         admin = await stack.enter_async_context(_listening(
             create_admin_app(runtime), [(admin_listen.host, admin_listen.port)], guard,
             reuse_port=reuse_port, capped=False))
