@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.config import LimitsConfig
@@ -210,7 +211,9 @@ class _GuardedServer(web.Server):
 
 
 async def _name_server(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("Server", SERVER_NAME)
+    # aiohttp has filled in its default by now; an upstream's own Server header stays.
+    if response.headers.get("Server") == SERVER_SOFTWARE:
+        response.headers["Server"] = SERVER_NAME
 
 
 class GuardedRunner(web.AppRunner):
