@@ -200,6 +200,17 @@ class AuthConfig(_Section):
     helpdesk: str = Field(default="your administrator", min_length=1, max_length=200)
 
 
+class LimitsConfig(_Section):
+    """Connection-level limits against slow and flooding clients (see gateway.http.guard)."""
+
+    request_head_timeout: Duration = timedelta(seconds=10)
+    idle_timeout: Duration = timedelta(seconds=75)
+    handshake_timeout: Duration = timedelta(seconds=10)
+    max_anonymous_per_source: int = Field(default=32, ge=1)
+    max_anonymous: int = Field(default=512, ge=1)
+    fd_reserve: int = Field(default=64, ge=16)
+
+
 _UPSTREAM_RE = re.compile(r"^(https?)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?/?$")
 
 
@@ -304,6 +315,7 @@ class Config(_Section):
     assertion: AssertionConfig
     audit: AuditConfig
     auth: AuthConfig
+    limits: LimitsConfig = LimitsConfig()
     apps: tuple[AppConfig, ...] = ()
 
     _policy_set: PolicySet | None = PrivateAttr(default=None)

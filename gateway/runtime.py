@@ -32,6 +32,7 @@ from gateway.auth.sessions import SessionIndex, SessionLimits
 from gateway.config import Config, load_config
 from gateway.http.exchange import Exchange
 from gateway.http.forward import WebSocketRegistry
+from gateway.http.guard import Guard
 from gateway.http.routing import Router
 from gateway.http.upstream import RetiredPools, UpstreamPool
 from gateway.identity.follower import EventFollower
@@ -97,6 +98,7 @@ class Runtime:
     # has made one, and then the second-factor login fails closed.
     secrets: SecretBox | None = None
     retired: RetiredPools = field(default_factory=RetiredPools)
+    guard: Guard | None = None  # the connection limits, set by the server once listening
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @classmethod

@@ -24,8 +24,11 @@ from cryptography import x509
 
 from gateway.config import Config, HostPort
 from gateway.http.app import create_public_app
+from gateway.http.exchange import Exchange, Verdict
+from gateway.http.guard import Guard, GuardedRunner, GuardedSite
 from gateway.http.pkiweb import create_pki_app
 from gateway.http.tls import build_server_context
+from gateway.identity.index import Identity
 from gateway.lifecycle import background
 from gateway.manage.ca import PASSPHRASE_ENV, ca_passphrase
 from gateway.manage.crl import publish_crl
@@ -34,6 +37,7 @@ from gateway.runtime import Runtime
 from gateway.store.errors import StoreError
 from pki.ca import load_ca
 from pki.keys import PkiError
+from policies.model import Reason
 
 log = logging.getLogger("certgate")
 DRAIN_SECONDS = 30.0
@@ -77,17 +81,32 @@ async def _keep_crl_fresh(runtime: Runtime, config: Config) -> None:
         await asyncio.sleep(min(max(wait, 1.0), 3600.0))
 
 
+def _guard(runtime: Runtime, config: Config) -> Guard:
+    """The connection limits of this process; malformed requests are audited."""
+    def is_known(fingerprint: str | None) -> bool:
+        return fingerprint is not None and isinstance(
+            runtime.index.resolve(fingerprint, runtime.clock()), Identity)
+
+    def audit_bad_request(source: str, reference: str) -> None:
+        out = Exchange(reference, runtime.clock(), "", "", source, "", None, status=400,
+                       verdict=Verdict.DENY, reason=Reason.BAD_REQUEST)
+        runtime.record(out, 0.0)
+
+    return Guard(config.limits, is_known, audit_bad_request)
+
+
 @contextlib.asynccontextmanager
-async def _listening(app: web.Application, binds: list[tuple[str, int]], *,
+async def _listening(app: web.Application, binds: list[tuple[str, int]], guard: Guard, *,
                      ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False,
-                     backlog: int = 128, shutdown_timeout: float = 60.0
+                     backlog: int = 128, shutdown_timeout: float = 60.0, capped: bool = True
                      ) -> AsyncIterator[web.AppRunner]:
     """One runner with a site per address; cleanup stops accepting, then drains."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    runner = GuardedRunner(app, guard, capped=capped, access_log=None,
+                           shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
         for host, port in binds:
-            await web.TCPSite(runner, host, port, ssl_context=ssl_context,
+            await GuardedSite(runner, host, port, ssl_context=ssl_context,
                               reuse_port=reuse_port, backlog=backlog).start()
         yield runner
     finally:
@@ -137,18 +156,19 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
     stop = stop or asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(Runtime.running(config))
+        guard = runtime.guard = _guard(runtime, config)
         admin = await stack.enter_async_context(_listening(
-            create_admin_app(runtime), [(admin_listen.host, admin_listen.port)],
-            reuse_port=reuse_port))
+            create_admin_app(runtime), [(admin_listen.host, admin_listen.port)], guard,
+            reuse_port=reuse_port, capped=False))
         addresses = {"public": [], "admin": _addresses(admin), "pki": []}
         if config.pki_listen is not None:
             pki = await stack.enter_async_context(_listening(
                 create_pki_app(runtime), [(config.pki_listen.host, config.pki_listen.port)],
-                reuse_port=reuse_port))
+                guard, reuse_port=reuse_port))
             addresses["pki"] = _addresses(pki)
         ports = [listen.port, *sorted(runtime.state.router.extra_ports)]
         public = await stack.enter_async_context(_listening(
-            create_public_app(runtime), [(listen.host, port) for port in ports],
+            create_public_app(runtime), [(listen.host, port) for port in ports], guard,
             ssl_context=ssl_context, reuse_port=reuse_port, backlog=1024,
             shutdown_timeout=DRAIN_SECONDS))
         addresses["public"] = _addresses(public)

@@ -60,6 +60,7 @@ class Reason(StrEnum):
     UPSTREAM_TIMEOUT = "upstream-timeout"
     WEBSOCKETS_DISABLED = "websockets-disabled"
     INTERNAL_ERROR = "internal-error"
+    BAD_REQUEST = "bad-request"
 
 
 _DESCRIPTIONS: Mapping[Reason, str] = {
@@ -96,6 +97,7 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.UPSTREAM_UNAVAILABLE: "The application is not reachable right now.",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer.",
     Reason.WEBSOCKETS_DISABLED: "This application does not accept WebSocket connections.",
+    Reason.BAD_REQUEST: "The request is not valid HTTP.",
     Reason.INTERNAL_ERROR: "The gateway failed while answering; quote the reference to "
                            "your administrator.",
 }

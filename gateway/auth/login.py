@@ -103,7 +103,8 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
                 reference: str) -> Answer:
     """GET shows the form; POST checks it and starts a session."""
     now = runtime.clock()
-    if runtime.secret_box() is None:
+    box = runtime.secret_box()
+    if box is None:
         return Answer(refusal(request, status=403, reason=Reason.MFA_UNAVAILABLE,
                               reference=reference), Reason.MFA_UNAVAILABLE, False)
     if request.method == "GET":
@@ -131,8 +132,7 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
                             reference=reference, next_path=next_path, now=now, error=error,
                             locked_until=locked_until), reason, False)
 
-    if not csrf_valid(_csrf_key(runtime.secrets), str(form.get("csrf", "")),
-                      identity.fingerprint, now):
+    if not csrf_valid(_csrf_key(box), str(form.get("csrf", "")), identity.fingerprint, now):
         return again(403, Reason.CSRF_INVALID, "This form was too old or did not come from "
                      "this page. Please type your password and code again.")
     subjects = _subjects(identity)

@@ -252,6 +252,8 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest,
     cfg = yaml.safe_load(config_path.read_text())
     cfg.update(listen="127.0.0.1:0", admin_listen="127.0.0.1:0", pki_listen="127.0.0.1:0",
                apps=app_configs(f"http://127.0.0.1:{upstream_port}", **extra))
+    top = request.node.get_closest_marker("config")
+    cfg.update(top.kwargs if top else {})
     config_path.write_text(yaml.safe_dump(cfg))
     config = load_config(config_path)
 

@@ -15,6 +15,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+import pytest
+
 from tests.gateway.conftest import Gateway
 
 
@@ -155,3 +158,48 @@ async def test_spoofed_headers_never_reach_the_upstream(gateway: Gateway) -> Non
     ours = {"x-certgate-user": "alice", "x-certgate-groups": "staff",
             "x-forwarded-for": "127.0.0.1", "x-forwarded-host": "wiki.test"}
     assert {k: received.get(k) for k in ours} == ours
+
+
+# Malformed requests: aiohttp's parser refuses them before the request story runs.
+MALFORMED: list[bytes] = [
+    b"GET /\x01<script>x</script> HTTP/1.1\r\nHost: wiki.test\r\n\r\n",  # control byte
+    b"G<E>T / HTTP/1.1\r\nHost: wiki.test\r\n\r\n",  # invalid method token
+    b"GET / HTTP/1.1\r\nHost: wiki.test\r\nBad<Header> line\r\n\r\n",  # bad header line
+    b"GET / HTTP/9.9<x>\r\nHost: wiki.test\r\n\r\n",  # bad version
+]
+
+
+@pytest.mark.parametrize("raw", MALFORMED, ids=["control-byte", "method", "header", "version"])
+async def test_malformed_requests_get_the_gateways_page_and_one_warning(
+        gateway: Gateway, raw: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", gateway.port, ssl=gateway.client_ssl("alice"), server_hostname="wiki.test")
+    try:
+        writer.write(raw)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    headers = head.decode("latin-1").lower()
+    assert head.startswith((b"HTTP/1.1 400", b"HTTP/1.0 400"))
+    assert b"not valid HTTP" in body and b"<x>" not in body and b"script" not in body
+    assert "x-content-type-options: nosniff" in headers
+    assert "content-security-policy:" in headers and "server: certgate" in headers
+    assert "aiohttp" not in headers and "python" not in headers
+    warnings = [r for r in caplog.records if "malformed request" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    assert not any(r.exc_info for r in caplog.records) and "Traceback" not in caplog.text
+    await gateway.runtime.audit.flush()
+    lines = gateway.runtime.state.config.audit.path.read_text().splitlines()
+    bad = [json.loads(line) for line in lines if '"bad-request"' in line]
+    assert len(bad) == 1 and (bad[0]["status"], bad[0]["decision"]) == (400, "deny")
+
+
+async def test_every_listener_names_no_software_version(gateway: Gateway) -> None:
+    _, _, public = await gateway.request("GET", "/admin")  # the gateway's own refusal
+    async with aiohttp.ClientSession() as session:
+        for port, path in ((gateway.admin_port, "/healthz"), (gateway.pki_port, "/crl")):
+            async with session.get(f"http://127.0.0.1:{port}{path}") as resp:
+                assert resp.headers.get("Server") == "certgate", (port, resp.headers)
+    assert public.get("Server") == "certgate"
