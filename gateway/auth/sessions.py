@@ -21,6 +21,9 @@ from datetime import datetime, timedelta
 
 from gateway.store.records import SessionRecord
 
+# What the request path calls a session: the record the store keeps, as the index holds it.
+Session = SessionRecord
+
 COOKIE = "__Host-certgate-session"
 
 

@@ -23,11 +23,10 @@ from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import NamedTuple, Protocol
 
-from gateway.auth.sessions import SessionIndex, cookie_value
+from gateway.auth.sessions import Session, SessionIndex, cookie_value
 from gateway.http.paths import STRICT, AmbiguousPathError, judged_path, normalise_path
 from gateway.http.routing import AppTarget, Router, RouteTarget
 from gateway.identity.index import CertificateIndex, Identity
-from gateway.store.records import SessionRecord
 from policies.engine import evaluate
 from policies.model import AccessRequest, Effect, PolicySet, Reason
 
@@ -72,7 +71,7 @@ class Admission(NamedTuple):
     host: str  # the Host, lower-cased and without its port
     path: str  # the normal form: judged and forwarded alike
     rule: str | None
-    session: SessionRecord | None = None  # the login session, on apps that need one
+    session: Session | None = None  # the login session, on apps that need one
 
 
 class Page(NamedTuple):
