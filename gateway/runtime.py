@@ -87,7 +87,9 @@ class Runtime:
             stack.push_async_callback(store.close)
             snapshot = await store.identity_snapshot()
             index = CertificateIndex.from_snapshot(snapshot)
-            runtime = cls(state, store, index, AuditWriter(config.audit.path))
+            audit = AuditWriter(config.audit.path,
+                                spool_path=config.data_dir / "audit-spool.jsonl")
+            runtime = cls(state, store, index, audit)
             # The pools current and retired at stop time, whatever reloads did meanwhile.
             stack.push_async_callback(runtime._close_pools)
             latest = await store.latest_crl()

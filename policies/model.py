@@ -53,6 +53,7 @@ class Reason(StrEnum):
     UPSTREAM_TIMEOUT = "upstream-timeout"
     WEBSOCKETS_DISABLED = "websockets-disabled"
     INTERNAL_ERROR = "internal-error"
+    AUDIT_UNAVAILABLE = "audit-unavailable"
 
 
 _DESCRIPTIONS: Mapping[Reason, str] = {
@@ -84,6 +85,8 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.WEBSOCKETS_DISABLED: "This application does not accept WebSocket connections.",
     Reason.INTERNAL_ERROR: "The gateway failed while answering; quote the reference to "
                            "your administrator.",
+    Reason.AUDIT_UNAVAILABLE: "The gateway cannot record access right now, and this site "
+                              "allows no access that is not recorded.",
 }
 
 
