@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.audit.destination import audit_path_problem
 from policies.durations import duration_from_value
 from policies.loader import PolicyError, build_policy_set
 from policies.model import PolicySet
@@ -179,6 +180,9 @@ class AssertionConfig(_Section):
 
 class AuditConfig(_Section):
     path: ConfigPath
+    # What to do while no record can reach the audit log: keep serving (records are
+    # kept in memory and the spool, /readyz says degraded) or refuse every request.
+    on_failure: Literal["keep-serving", "deny"] = "keep-serving"
 
 
 class LockoutConfig(_Section):
@@ -385,6 +389,8 @@ def config_from_document(doc: YamlDocument, path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(tuple(issues_from_validation_error(exc, doc))) from None
     clashes = port_clashes(config)
+    if (problem := audit_path_problem(config.audit.path)) is not None:
+        clashes.append((("audit", "path"), problem))
     if clashes:
         raise ConfigError([SourceIssue(doc.file, doc.line_of(loc), format_loc(loc), message)
                            for loc, message in clashes])

@@ -38,6 +38,7 @@ from gateway.http.upstream import RetiredPools, UpstreamPool
 from gateway.identity.follower import EventFollower
 from gateway.identity.index import CertificateIndex, Identity
 from gateway.lifecycle import background
+from gateway.ops.filemodes import check_secret_files, exposed_files
 from gateway.ops.metrics import Metrics
 from gateway.store.store import Store
 from policies.model import PolicySet
@@ -104,6 +105,9 @@ class Runtime:
     @classmethod
     async def start(cls, config: Config, *, poll_interval: float = 0.25) -> Runtime:
         """Open the parts in order; if one fails, close the ones before it and re-raise."""
+        check_secret_files(config)  # before any key is read: refuse, naming the chmod
+        for warning in exposed_files(config):
+            log.warning("%s", warning)
         async with contextlib.AsyncExitStack() as stack:
             state = build_state(config)
             stack.push_async_callback(state.pool.close)  # until the runtime holds it
@@ -111,7 +115,9 @@ class Runtime:
             stack.push_async_callback(store.close)
             snapshot = await store.identity_snapshot()
             index = CertificateIndex.from_snapshot(snapshot)
-            runtime = cls(state, store, index, AuditWriter(config.audit.path))
+            audit = AuditWriter(config.audit.path,
+                                spool_path=config.data_dir / "audit-spool.jsonl")
+            runtime = cls(state, store, index, audit)
             # The pools current and retired at stop time, whatever reloads did meanwhile.
             stack.push_async_callback(runtime._close_pools)
             latest = await store.latest_crl()

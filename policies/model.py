@@ -61,6 +61,7 @@ class Reason(StrEnum):
     WEBSOCKETS_DISABLED = "websockets-disabled"
     INTERNAL_ERROR = "internal-error"
     BAD_REQUEST = "bad-request"
+    AUDIT_UNAVAILABLE = "audit-unavailable"
 
 
 _DESCRIPTIONS: Mapping[Reason, str] = {
@@ -100,6 +101,8 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.BAD_REQUEST: "The request is not valid HTTP.",
     Reason.INTERNAL_ERROR: "The gateway failed while answering; quote the reference to "
                            "your administrator.",
+    Reason.AUDIT_UNAVAILABLE: "The gateway cannot record access right now, and this site "
+                              "allows no access that is not recorded.",
 }
 
 

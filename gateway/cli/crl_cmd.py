@@ -16,6 +16,7 @@ from pki.keys import write_public_file
 _EPILOG = """\b
 EXAMPLES
   certgate crl --out /var/www/pki/certgate.crl
+  certgate crl --force --out /var/www/pki/certgate.crl   # republish, e.g. from cron
   certgate crl --pem | openssl crl -noout -text
   certgate crl --current --out current.crl
 """
@@ -23,14 +24,20 @@ EXAMPLES
 
 @click.command("crl", epilog=_EPILOG)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the CRL to this file (default: standard output).")
+              help="Write the CRL to this file (default: standard output); an existing "
+                   "file is refused unless --force.")
+@click.option("--force", is_flag=True, help="Replace the file --out names if it exists.")
 @click.option("--pem", is_flag=True, help="PEM instead of DER.")
 @click.option("--current", is_flag=True,
               help="Do not sign a new CRL; output the latest published one.")
 @click.pass_obj
-def crl(obj: CliContext, out: Path | None, pem: bool, current: bool) -> None:
+def crl(obj: CliContext, out: Path | None, pem: bool, current: bool, force: bool) -> None:
     """Sign and publish a fresh CRL (number and thisUpdate always increase)."""
     config = obj.config
+    if out is not None and out.exists() and not force:
+        # Before signing: a refused write must not use up a CRL number.
+        raise CliError(f"{out} already exists; refusing to overwrite it (add --force to "
+                       "replace it)")
 
     async def go() -> bytes:
         async with obj.store() as store:

@@ -39,7 +39,8 @@ _SECURITY_HEADERS = {
 _TITLES = {
     401: "Certificate needed", 403: "Access denied", 400: "Bad request",
     404: "Not found", 405: "Request not accepted", 413: "Upload too large",
-    421: "Wrong address", 502: "Application unavailable", 504: "Application too slow",
+    421: "Wrong address", 502: "Application unavailable", 503: "Temporarily unavailable",
+    504: "Application too slow",
 }
 
 _ADVICE: dict[Reason, str] = {
@@ -57,6 +58,8 @@ _ADVICE: dict[Reason, str] = {
     Reason.DENIED_BY_RULE: "If you need this, ask your administrator.",
     Reason.UPSTREAM_UNAVAILABLE: "Try again in a minute.",
     Reason.UPSTREAM_TIMEOUT: "Try again in a minute.",
+    Reason.AUDIT_UNAVAILABLE: "Try again in a few minutes; if it lasts, tell your "
+                              "administrator that the audit log cannot be written.",
 }
 
 

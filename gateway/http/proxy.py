@@ -66,6 +66,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
     out = Exchange(new_reference(), now, request.method, host_header, source_ip,
                    raw_path[:2048], fingerprint)
     try:
+        if runtime.audit.failing and state.config.audit.on_failure == "deny":
+            # The site's rules allow no access that is not recorded; this refusal
+            # itself is kept (memory, spool) and reaches the log when it recovers.
+            return _refuse(request, out, 503, Reason.AUDIT_UNAVAILABLE)
         # 1-4. Identity, path, route, policy: decided from memory, without I/O.
         result = admit(Facts(fingerprint, host_header, sni_hostname(transport), port,
                              request.method, raw_path, source_ip,

@@ -18,7 +18,11 @@ import aiohttp
 
 from gateway.http.routing import AppTarget, Router
 
-_NOT_ADDED = ("User-Agent", "Accept", "Accept-Encoding")
+# Headers aiohttp's client would add when the client did not send them. Listing one
+# here only stops the adding: a header the client sent is forwarded as it came.
+# Content-Type: a streamed body (and any POST/PUT/PATCH) would otherwise reach the
+# upstream labelled application/octet-stream, which some apps then parse as such.
+_NOT_ADDED = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
 def upstream_ssl(app: AppTarget) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
@@ -52,9 +56,9 @@ class UpstreamPool:
             self._sessions[app.name] = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
-                # aiohttp would otherwise add Accept, Accept-Encoding and User-Agent a
-                # client did not send; with auto_decompress off, an upstream would then
-                # gzip a body for a client that never asked for it.
+                # aiohttp would otherwise add Accept, Accept-Encoding, User-Agent and
+                # Content-Type a client did not send; with auto_decompress off, an
+                # upstream would then gzip a body for a client that never asked for it.
                 skip_auto_headers=_NOT_ADDED,
                 timeout=aiohttp.ClientTimeout(total=None))
             kwargs: dict[str, Any] = {}

@@ -18,16 +18,30 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     follower = runtime.follower
-    body = {"ready": runtime.ready, "certificates": len(runtime.index),
+    audit = runtime.audit
+    degraded: list[dict[str, object]] = []
+    if audit.failing_since is not None:
+        degraded.append({"component": "audit", "reason": audit.last_error,
+                         "since": audit.failing_since.isoformat(),
+                         "spooled_records": audit.spooled,
+                         "refusing_requests": runtime.state.config.audit.on_failure == "deny"})
+    if follower is not None and not follower.healthy:
+        degraded.append({"component": "database",
+                         "reason": "the change feed cannot reach the database; serving "
+                                   "from memory"})
+    body = {"ready": runtime.ready, "status": "degraded" if degraded else "ok",
+            "degraded": degraded, "certificates": len(runtime.index),
             "database_reachable": bool(follower and follower.healthy)}
-    # Not ready until listening; a database outage does not make the node unready:
-    # it keeps serving from memory (and says so).
+    # Not ready until listening; a database outage or a failing audit log does not
+    # make the node unready: it keeps serving (or refusing, with a reason) and says so.
     return web.json_response(body, status=200 if runtime.ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     runtime.metrics.websockets.set(len(runtime.websockets))
+    runtime.metrics.audit_failing.set(1 if runtime.audit.failing else 0)
+    runtime.metrics.audit_spooled.set(runtime.audit.spooled)
     runtime.metrics.db_healthy.set(1 if runtime.follower and runtime.follower.healthy else 0)
     return web.Response(body=runtime.metrics.render(),
                         content_type="text/plain", charset="utf-8")

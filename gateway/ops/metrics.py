@@ -28,6 +28,12 @@ class Metrics:
         self.db_healthy = Gauge("certgate_database_reachable",
                                 "1 when the change feed reaches the database",
                                 registry=self.registry)
+        self.audit_failing = Gauge("certgate_audit_failing",
+                                   "1 while the audit log cannot be written",
+                                   registry=self.registry)
+        self.audit_spooled = Gauge("certgate_audit_spooled_records",
+                                   "Audit records kept in memory or the spool, waiting for "
+                                   "the audit log", registry=self.registry)
         self.reloads = Counter("certgate_config_reloads_total", "Config reloads by result",
                                ["result"], registry=self.registry)
         # Labelled children by (app, decision, status): ``labels()`` builds and locks

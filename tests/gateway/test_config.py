@@ -96,3 +96,34 @@ def test_sizes(text: str | int, size: int) -> None:
 def test_bad_sizes(text: object) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    (lambda d: (d / "audit" / "a.jsonl").mkdir(parents=True), "is a directory"),
+    (lambda d: (d / "audit").write_text("a file where the directory should be"),
+     "is not a directory, so"),
+    (lambda d: (d / "audit").symlink_to(d / "missing" / "gone"), "cannot be created"),
+], ids=["directory-at-the-path", "file-at-the-parent", "dangling-parent"])
+def test_an_audit_log_that_cannot_be_written_is_refused(
+        tmp_path: Path, setup: object, message: str) -> None:
+    setup(tmp_path)  # type: ignore[operator]
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, BASE))
+    [issue] = err.value.issues
+    assert (issue.line, issue.key) == (6, "audit.path")
+    assert message in issue.message and str(tmp_path / "audit") in issue.message
+
+
+def test_a_missing_audit_directory_that_can_be_created_is_accepted(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE.replace("audit/a.jsonl", "new/dir/a.jsonl")))
+    assert config.audit.on_failure == "keep-serving"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+def test_audit_on_failure_takes_deny_or_keep_serving(tmp_path: Path) -> None:
+    text = BASE.replace("audit: {path: audit/a.jsonl}",
+                        "audit: {path: audit/a.jsonl, on_failure: deny}")
+    assert load_config(write(tmp_path, text)).audit.on_failure == "deny"
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text.replace("deny}", "ignore}")))
+    assert err.value.issues[0].key == "audit.on_failure"

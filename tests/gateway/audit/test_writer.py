@@ -3,6 +3,7 @@ file (log rotation) is followed; a failing disk loses nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from datetime import UTC, datetime
@@ -66,3 +67,89 @@ async def test_a_failing_disk_keeps_every_record_for_later(tmp_path: Path) -> No
     await writer.close()
     assert [g["reference"] for g in lines(blocker / "audit.jsonl")] == [
         f"{n:012x}" for n in range(3)]
+
+
+def refs(path: Path) -> list[object]:
+    return [g["reference"] for g in lines(path)]
+
+
+def expected(numbers: range) -> list[str]:
+    return [f"{n:012x}" for n in numbers]
+
+
+async def test_overflow_goes_to_the_spool_and_lands_in_order_when_the_log_recovers(
+        tmp_path: Path) -> None:
+    path, spool = tmp_path / "audit.jsonl", tmp_path / "audit-spool.jsonl"
+    path.mkdir()  # a directory where the file should be: fails as root too
+    writer = AuditWriter(path, spool_path=spool, memory_limit=2, clock=lambda: NOW)
+    for n in range(5):
+        writer.emit(record(n))
+    with pytest.raises(OSError):
+        await writer.flush()
+    assert writer.failing and writer.failing_since == NOW
+    assert "Is a directory" in (writer.last_error or "")
+    assert len(writer) == 2 and refs(spool) == expected(range(3))  # the oldest spilled
+    assert writer.spooled == 5
+    for n in range(5, 8):
+        writer.emit(record(n))
+    with pytest.raises(OSError):
+        await writer.flush()
+    assert refs(spool) == expected(range(6)) and writer.spooled == 8
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o600
+    path.rmdir()
+    await writer.flush()
+    assert refs(path) == expected(range(8))
+    assert not spool.exists()
+    assert not writer.failing and writer.last_error is None and writer.spooled == 0
+
+
+async def test_with_the_spool_unwritable_too_memory_keeps_everything(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the directories should be")
+    path = blocker / "audit.jsonl"
+    writer = AuditWriter(path, spool_path=blocker / "spool.jsonl", memory_limit=1)
+    for n in range(4):
+        writer.emit(record(n))
+    with pytest.raises(OSError):
+        await writer.flush()
+    assert len(writer) == 4 and writer.spooled == 4
+    blocker.unlink()
+    await writer.close()
+    assert refs(path) == expected(range(4))
+
+
+async def test_close_while_failing_spools_and_the_next_start_writes_it_first(
+        tmp_path: Path) -> None:
+    path, spool = tmp_path / "audit.jsonl", tmp_path / "audit-spool.jsonl"
+    path.mkdir()
+    writer = AuditWriter(path, spool_path=spool)
+    for n in range(3):
+        writer.emit(record(n))
+    await writer.close()  # no raise: the records went to the spool
+    assert refs(spool) == expected(range(3))
+    path.rmdir()
+    restarted = AuditWriter(path, spool_path=spool)
+    assert restarted.spooled == 3
+    restarted.emit(record(3))
+    await restarted.close()
+    assert refs(path) == expected(range(4)) and not spool.exists()
+
+
+async def test_the_run_loop_retries_until_the_log_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.mkdir()
+    writer = AuditWriter(path, spool_path=tmp_path / "spool", flush_interval=0.01,
+                         retry_interval=0.01)
+    task = asyncio.create_task(writer.run())
+    try:
+        writer.emit(record(0))
+        while not writer.failing:
+            await asyncio.sleep(0.01)
+        path.rmdir()
+        while writer.failing:
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+    await writer.close()
+    assert refs(path) == expected(range(1))

@@ -62,7 +62,7 @@ def test_issue_verify_revoke_with_openssl(alice: Certgate, tmp_path: Path) -> No
     alice.ok("crl", "--pem", "--out", str(crl))
     assert verify(alice, leaf, crl).returncode == 0
     alice.ok("cert", "revoke", info["serial"], "--reason", "keyCompromise")
-    alice.ok("crl", "--pem", "--out", str(crl))
+    alice.ok("crl", "--pem", "--force", "--out", str(crl))
     revoked = verify(alice, leaf, crl)
     assert revoked.returncode != 0 and "certificate revoked" in revoked.stdout + revoked.stderr
     assert alice.ok("cert", "show", info["serial"], "--json").json()["status"] == "revoked"
@@ -197,3 +197,22 @@ def test_disabled_user_gets_no_certificate(alice: Certgate) -> None:
     assert (result.code, result.err.strip()) == (
         1, "certgate: user 'alice' is disabled; enable them first")
     assert alice.ok("cert", "list", "--json").json() == []
+
+
+def test_crl_out_refuses_an_existing_file_unless_forced(alice: Certgate, tmp_path: Path) -> None:
+    def number(pem: bytes) -> int:
+        crl = x509.load_pem_x509_crl(pem)
+        return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+
+    before = number(alice.ok("crl", "--current", "--pem").out.encode())
+    out = tmp_path / "published.crl"
+    out.write_bytes(b"the CRL relying parties fetch now")
+    refused = alice("crl", "--out", str(out))
+    assert refused.code == 1
+    assert f"{out} already exists; refusing to overwrite it (add --force" in refused.err
+    assert "Traceback" not in refused.err
+    assert out.read_bytes() == b"the CRL relying parties fetch now"
+    alice.ok("crl", "--force", "--pem", "--out", str(out))
+    assert number(out.read_bytes()) == before + 1  # the refused run signed nothing
+    help_text = alice("crl", "--help", config=False).out
+    assert "--force" in help_text and "EXAMPLES" in help_text

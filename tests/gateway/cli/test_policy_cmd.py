@@ -71,3 +71,13 @@ def test_explain_reads_paths_as_the_app_does(cg: Certgate) -> None:
                  "192.0.2.7", "--json").json()
     assert (data["decision"], data["rule"], data["request"]["path"]) == (
         "deny", "pbx-admin.deny[0]", "/admin/config/backup/x.tgz")
+
+
+def test_check_refuses_an_audit_log_that_cannot_be_written(cg: Certgate) -> None:
+    data = yaml.safe_load(cg.config.read_text())
+    audit = cg.config.parent / data["audit"]["path"]
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    audit.mkdir()  # a directory where the audit file should be
+    result = cg("policy", "check")
+    assert result.code == 1
+    assert f"audit.path: {audit} is a directory; the audit log must be a file" in result.err

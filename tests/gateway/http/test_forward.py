@@ -270,3 +270,31 @@ async def test_upstream_too_slow_is_a_504() -> None:
         await up_runner.cleanup()
     [error] = front_.errors
     assert (error.status, error.reason) == (504, Reason.UPSTREAM_TIMEOUT)
+
+
+@pytest.mark.parametrize(("head", "body", "content_type"), [
+    ("Content-Length: 5", b"hello", None),
+    ("Transfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n", None),
+    ("Content-Length: 0", b"", None),
+    ("Content-Length: 5\r\nContent-Type: text/plain; charset=latin-1", b"hello",
+     "text/plain; charset=latin-1"),
+    ("Transfer-Encoding: chunked\r\nContent-Type: application/x-ndjson",
+     b"5\r\nhello\r\n0\r\n\r\n", "application/x-ndjson"),
+], ids=["length-no-type", "chunked-no-type", "empty-no-type", "length-typed", "chunked-typed"])
+async def test_content_type_is_forwarded_exactly_as_sent(
+        front: Front, head: str, body: bytes, content_type: str | None) -> None:
+    """aiohttp's client labels a body without a type application/octet-stream; the
+    upstream must get what the client sent. Raw bytes: no client library adds anything."""
+    port = int(front.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"POST /form HTTP/1.1\r\nHost: wiki.test\r\n{head}\r\n"
+                     "Connection: close\r\n\r\n".encode() + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), WAIT)
+        await asyncio.wait_for(reader.read(), WAIT)
+    finally:
+        writer.close()
+    assert status_line.split()[1] == b"200"
+    seen = {k.lower(): v for k, v in front.upstream.headers[-1].items()}
+    assert seen.get("content-type") == content_type
