@@ -197,3 +197,19 @@ def test_disabled_user_gets_no_certificate(alice: Certgate) -> None:
     assert (result.code, result.err.strip()) == (
         1, "certgate: user 'alice' is disabled; enable them first")
     assert alice.ok("cert", "list", "--json").json() == []
+
+
+def test_issue_server_certificate_verifies_against_the_root(cg: Certgate, tmp_path: Path) -> None:
+    out = tmp_path / "new-server.pem"
+    result = cg.ok("cert", "issue-server", "wiki.example.test", "gw.example.test", "192.0.2.7",
+                   "--out", str(out))
+    key = tmp_path / "new-server-key.pem"
+    assert str(out) in result.out and str(key) in result.out
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    proc = openssl("verify", "-purpose", "sslserver", "-CAfile",
+                   str(cg.data_dir / "ca" / "root.pem"), "-untrusted", str(out), str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = openssl("x509", "-in", str(out), "-noout", "-ext", "subjectAltName").stdout
+    assert "DNS:wiki.example.test, DNS:gw.example.test, IP Address:192.0.2.7" in text, text
+    again = cg("cert", "issue-server", "wiki.example.test", "--out", str(out))
+    assert again.code == 1 and "already exists" in again.err
