@@ -271,7 +271,8 @@ def show(obj: CliContext, serial: str, as_json: bool) -> None:
 @click.option("--reason", type=click.Choice(REVOKE_REASONS), default="unspecified",
               show_default=True, help="RFC 5280 reason.")
 @click.option("--invalidity-date", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
-              help="When the key was (probably) compromised, UTC.")
+              help="With --reason keyCompromise: when the key was (probably) compromised, "
+                   "UTC; written into the CRL.")
 @click.pass_obj
 def revoke(obj: CliContext, serial: str | None, user: str | None, all_: bool, reason: str,
            invalidity_date: datetime | None) -> None:
@@ -282,6 +283,8 @@ def revoke(obj: CliContext, serial: str | None, user: str | None, all_: bool, re
         raise click.UsageError("give a SERIAL, or --user USER --all")
     if invalidity_date is not None and reason != "keyCompromise":
         raise click.UsageError("--invalidity-date goes with --reason keyCompromise")
+    if invalidity_date is not None and not serial:
+        raise click.UsageError("--invalidity-date goes with one SERIAL, not --user USER --all")
     config = obj.config
     invalid = invalidity_date.replace(tzinfo=now().tzinfo) if invalidity_date else None
 

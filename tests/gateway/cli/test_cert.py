@@ -143,6 +143,9 @@ def test_revoke_all_of_a_user(alice: Certgate, tmp_path: Path) -> None:
     out = alice.ok("cert", "revoke", "--user", "alice", "--all", "--reason",
                    "affiliationChanged").out
     assert out.count("revoked ") == 2
+    dropped = alice("cert", "revoke", "--user", "alice", "--all", "--reason", "keyCompromise",
+                    "--invalidity-date", "2026-01-02")
+    assert dropped.code == 2 and "--invalidity-date goes with one SERIAL" in dropped.err
     assert {c["status"] for c in alice.ok("cert", "list", "--json").json()} == {"revoked"}
 
 
