@@ -30,7 +30,7 @@ from gateway.http.pkiweb import create_pki_app
 from gateway.http.tls import build_server_context
 from gateway.identity.index import Identity
 from gateway.lifecycle import background
-from gateway.manage.ca import PASSPHRASE_ENV, ca_passphrase
+from gateway.manage.ca import ca_passphrase
 from gateway.manage.crl import publish_crl
 from gateway.ops.health import create_admin_app
 from gateway.runtime import Runtime
@@ -59,9 +59,9 @@ async def _keep_crl_fresh(runtime: Runtime, config: Config) -> None:
     except PkiError as exc:
         der = runtime.crl_der
         until = x509.load_der_x509_crl(der).next_update_utc if der else None
-        log.warning("the CRL cannot be re-signed automatically (%s); set %s or "
-                    "pki.ca_passphrase_file. The current CRL is valid until %s.",
-                    exc, PASSPHRASE_ENV, until)
+        # ``exc`` already says what to do (set CERTGATE_CA_PASSPHRASE or ...).
+        log.warning("the CRL cannot be re-signed automatically: %s. The current CRL is "
+                    "valid until %s.", exc, until)
         return
     while True:
         try:
@@ -177,11 +177,12 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
                                                        "crl-resigner"))
         stack.enter_context(_signals(stop, runtime, config))
         stack.enter_context(_ready(runtime))
-        print(f"certgate ready: public https://{', '.join(addresses['public'])} "
-              f"admin http://{', '.join(addresses['admin'])}"
-              + (f" pki http://{', '.join(addresses['pki'])}" if addresses["pki"] else ""),
-              flush=True)
-        if on_ready is not None:
+        if on_ready is None:
+            print(f"certgate ready: public https://{', '.join(addresses['public'])} "
+                  f"admin http://{', '.join(addresses['admin'])}"
+                  + (f" pki http://{', '.join(addresses['pki'])}" if addresses["pki"] else ""),
+                  flush=True)
+        else:  # the caller announces (the demo prints only addresses that work)
             await on_ready(runtime, addresses)
         await stop.wait()
         log.warning("stopping: draining requests in flight (up to %.0f s)", DRAIN_SECONDS)

@@ -1,9 +1,13 @@
 """RFC 6960 OCSP responses, as a pure function of a request and a status lookup.
 
-Malformed requests get a ``malformedRequest`` response and requests about another
-issuer get ``unauthorized``; never an exception. Responses are signed by a
-delegated responder (id-kp-OCSPSigning) when one is given, else by the issuing CA,
-and echo the request's nonce.
+A request may list several certificates (RFC 6960 4.1.1; ``openssl ocsp -cert a
+-cert b`` sends one): each gets its SingleResponse in one signed response.
+``cryptography`` reads and builds one at a time, so the list is split into
+single requests and their answers are joined (``pki.der``) and signed again.
+Malformed requests (or more than ``MAX_REQUESTS``) get a ``malformedRequest``
+response and requests about another issuer get ``unauthorized``; never an
+exception. Responses are signed by a delegated responder (id-kp-OCSPSigning)
+when one is given, else by the issuing CA, and echo the request's nonce.
 
 Must not do I/O: the caller supplies the lookup (from memory) and the clock.
 """
@@ -17,9 +21,13 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.x509 import ocsp
 
+from pki import der
 from pki.keys import PrivateKey
+
+MAX_REQUESTS = 16
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,80 @@ def build_ocsp_response(
     ``signer`` is the issuing CA itself (its certificate and key) or a delegated
     responder it issued; a delegated responder's certificate goes into the response.
     """
+    try:
+        singles = split_ocsp_request(request_der)
+    except (ValueError, IndexError):
+        singles = []
+    if len(singles) > 1 and len(singles) <= MAX_REQUESTS:
+        answers = [_answer_one(single, lookup, issuer, signer=signer, now=now,
+                               validity=validity) for single in singles]
+        for answer in answers:
+            if ocsp.load_der_ocsp_response(answer).response_status != (
+                    ocsp.OCSPResponseStatus.SUCCESSFUL):
+                return answer
+        return _joined(answers, signer[1])
+    if len(singles) > MAX_REQUESTS:
+        request_der = b""  # malformed: each certificate costs a signature
+    return _answer_one(request_der, lookup, issuer, signer=signer, now=now, validity=validity)
+
+
+def split_ocsp_request(request_der: bytes) -> list[bytes]:
+    """One single-certificate request per entry of the request list, each keeping the
+    request's own extensions (the nonce); the optional signature is dropped."""
+    (tbs,) = der.children(request_der)[:1]
+    fields = der.children(tbs)  # [0] version, [1] requestorName, requestList, [2] extensions
+    at = next((i for i, f in enumerate(fields) if der.tag_of(f) == der.SEQUENCE), None)
+    if at is None:
+        raise ValueError("no request list")
+    return [der.encode(der.SEQUENCE, der.encode(der.SEQUENCE, b"".join(
+        [*fields[:at], der.encode(der.SEQUENCE, one), *fields[at + 1:]])))
+        for one in der.children(fields[at])]
+
+
+def _basic(response_der: bytes) -> tuple[bytes, list[bytes]]:
+    """(responseType OID, [tbsResponseData, signatureAlgorithm, signature, certs...])."""
+    _, wrapped = der.children(response_der)
+    oid, octets = der.children(der.children(wrapped)[0])
+    return oid, der.children(der.content_of(octets))
+
+
+def _responses_at(tbs_fields: list[bytes]) -> int:
+    # [0] version, responderID ([1] or [2]), producedAt, responses (the SEQUENCE), [1] ext.
+    return next(i for i, f in enumerate(tbs_fields) if der.tag_of(f) == der.SEQUENCE)
+
+
+def _joined(answers: list[bytes], key: PrivateKey) -> bytes:
+    """The first answer with every answer's SingleResponse in its list, signed again."""
+    status = der.children(answers[0])[0]
+    oid, basic = _basic(answers[0])
+    fields = der.children(basic[0])
+    at = _responses_at(fields)
+    singles = b""
+    for answer in answers:
+        theirs = der.children(_basic(answer)[1][0])
+        singles += der.content_of(theirs[_responses_at(theirs)])
+    tbs = der.encode(der.SEQUENCE, b"".join(
+        [*fields[:at], der.encode(der.SEQUENCE, singles), *fields[at + 1:]]))
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    else:
+        signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+    new_basic = der.encode(der.SEQUENCE, b"".join(
+        [tbs, basic[1], der.encode(der.BIT_STRING, b"\x00" + signature), *basic[3:]]))
+    response_bytes = der.encode(der.SEQUENCE, oid + der.encode(der.OCTET_STRING, new_basic))
+    return der.encode(der.SEQUENCE, status + der.encode(0xA0, response_bytes))
+
+
+def _answer_one(
+    request_der: bytes,
+    lookup: Callable[[int], OcspStatus],
+    issuer: x509.Certificate,
+    *,
+    signer: tuple[x509.Certificate, PrivateKey],
+    now: datetime,
+    validity: timedelta,
+) -> bytes:
+    """The response to a request about one certificate (the ``cryptography`` path)."""
     try:
         request = ocsp.load_der_ocsp_request(request_der)
         algorithm = _HASHES.get(request.hash_algorithm.name)

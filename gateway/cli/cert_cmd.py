@@ -1,4 +1,4 @@
-"""``certgate cert …``: issue, sign-csr, list, show, revoke, renew, suspend, resume.
+"""``certgate cert …``: issue, issue-server, sign-csr, list, show, revoke, renew, suspend, resume.
 
 Parses arguments, calls ``gateway.manage.certs`` and prints (text or ``--json``).
 The workflows themselves (the .p12 before the record, the CRL after every
@@ -23,10 +23,11 @@ from gateway.cli.common import (
     run,
     warn,
 )
-from gateway.manage import certs
+from gateway.manage import certs, servers
 from gateway.manage.bundles import MIN_P12_PASSWORD, BundleRequest, refuse_existing
 from gateway.manage.certs import REVOKE_REASONS, IssuedCertificate, StatusChange
 from gateway.manage.crl import CrlNote
+from gateway.manage.setup import SERVER_CERT_DAYS
 from gateway.store.db import serial_from_text, serial_hex
 from gateway.store.records import CertRecord, CertStatus
 from pki.keys import read_secret_line
@@ -83,6 +84,7 @@ _EPILOG = """\b
 EXAMPLES
   certgate cert issue alice --out alice.p12
   certgate cert issue bob --p12-profile compat --days 180 --json
+  certgate cert issue-server gw.example.com wiki.example.com --out tls/new.pem
   certgate cert list --status active --expiring-within 30
   certgate cert suspend 5F3A9C...          # "I may have lost my USB stick"
   certgate cert revoke 5F3A9C... --reason keyCompromise
@@ -149,6 +151,35 @@ def _report_issue(issued: IssuedCertificate, as_json: bool) -> None:
     if issued.password is not None:
         click.echo(f"  password: {issued.password}")
         click.echo("  (shown once: give it to the user separately from the file)")
+
+
+@cert.command("issue-server")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("server.pem"), show_default=True,
+              help="PEM file for the certificate followed by the issuing CA (tls.cert).")
+@click.option("--key-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="PEM file for its key, 0600 (default: OUT's name with -key, as tls.key).")
+@click.option("--key-type", type=click.Choice(["ec-p256", "rsa3072"]), default="ec-p256",
+              show_default=True)
+@click.option("--days", type=click.IntRange(1, 397), default=SERVER_CERT_DAYS,
+              show_default=True, help="Validity in days (browsers accept at most 397).")
+@click.pass_obj
+def issue_server(obj: CliContext, names: tuple[str, ...], out: Path, key_out: Path | None,
+                 key_type: str, days: int) -> None:
+    """Issue the gateway's TLS certificate for NAMES (hostnames or IP addresses).
+
+    Point tls.cert and tls.key at the new files (or move them over tls/server.pem
+    and tls/server-key.pem) and restart the gateway.
+    """
+    made = servers.issue_server_certificate(
+        ca_loader(obj.config), names, out=out, key_out=key_out or servers.key_path_for(out),
+        key_type=key_type, days=days, now=now())  # type: ignore[arg-type]
+    click.echo(f"issued server certificate {serial_hex(made.serial)} for {', '.join(made.names)}, "
+               f"valid until {made.not_after:%Y-%m-%d}")
+    click.echo(f"  certificate: {made.cert_path}")
+    click.echo(f"  key:         {made.key_path}")
+    click.echo("  point tls.cert and tls.key at them (or move them into place) and restart")
 
 
 @cert.command("sign-csr")
@@ -240,7 +271,8 @@ def show(obj: CliContext, serial: str, as_json: bool) -> None:
 @click.option("--reason", type=click.Choice(REVOKE_REASONS), default="unspecified",
               show_default=True, help="RFC 5280 reason.")
 @click.option("--invalidity-date", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
-              help="When the key was (probably) compromised, UTC.")
+              help="With --reason keyCompromise: when the key was (probably) compromised, "
+                   "UTC; written into the CRL.")
 @click.pass_obj
 def revoke(obj: CliContext, serial: str | None, user: str | None, all_: bool, reason: str,
            invalidity_date: datetime | None) -> None:
@@ -251,6 +283,8 @@ def revoke(obj: CliContext, serial: str | None, user: str | None, all_: bool, re
         raise click.UsageError("give a SERIAL, or --user USER --all")
     if invalidity_date is not None and reason != "keyCompromise":
         raise click.UsageError("--invalidity-date goes with --reason keyCompromise")
+    if invalidity_date is not None and not serial:
+        raise click.UsageError("--invalidity-date goes with one SERIAL, not --user USER --all")
     config = obj.config
     invalid = invalidity_date.replace(tzinfo=now().tzinfo) if invalidity_date else None
 

@@ -3,6 +3,11 @@
 Creates (or reuses) a demo data directory with an unencrypted CA, a user "demo"
 in group "staff" and their .p12, starts two sample apps on loopback and the
 gateway in front of them, and prints what to open and what to import.
+
+The CRL/OCSP URLs written into the demo's certificates name a loopback port
+picked once, at creation; every run serves the PKI listener on the port those
+URLs name, so a relying party (``openssl ocsp -url`` taken from the
+certificate) always gets an answer.
 """
 
 from __future__ import annotations
@@ -10,13 +15,15 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import yaml
 from aiohttp import web
 
-from gateway.cli.common import CliError, warn
-from gateway.config import load_config
+from gateway.cli.common import CliError, now, run, warn
+from gateway.config import Config, load_config
+from gateway.manage import setup
 from gateway.runtime import Runtime
 from pki.keys import write_secret_file
 from pki.p12 import generate_p12_password
@@ -49,9 +56,17 @@ def _prepare(data_dir: Path) -> tuple[Path, Path, str]:
     password_file = data_dir / "demo-p12-password.txt"
     if not config.exists():
         warn("this is a DEMO: its CA key is not encrypted. Never use it for real access.")
-        _run("init", "--data-dir", str(data_dir), "--hostname", HOSTS[0], "--hostname",
-             HOSTS[1], "--hostname", "localhost", "--hostname", "127.0.0.1",
-             "--no-ca-passphrase", "--ca-name", "certgate demo")
+        # The use-case, not `certgate init`: init's next steps (export, move the
+        # root key offline) make no sense here.
+        request = setup.SetupRequest(
+            data_dir=data_dir, hostnames=(*HOSTS, "localhost", "127.0.0.1"),
+            pki_base_url=f"http://127.0.0.1:{_free_port()}", ca_name="certgate demo",
+            listen="127.0.0.1:8443")
+
+        async def create() -> setup.DataDir:
+            return await setup.create_data_dir(request, now=now())
+
+        run(create)
         _run("--config", str(config), "user", "add", "demo", "--email", "demo@example.test",
              "--group", "staff")
     if not p12.exists():
@@ -62,11 +77,18 @@ def _prepare(data_dir: Path) -> tuple[Path, Path, str]:
     return config, p12, password_file.read_text().strip()
 
 
+def _pki_port(config: Path) -> int:
+    """The port the demo's certificates name for the CRL (and OCSP): serve there."""
+    url = urlsplit(load_config(config).pki.crl_url or "")
+    return url.port or 80
+
+
 def _write_apps(config: Path, port: int, intranet: int, echo: int) -> None:
+    pki_port = _pki_port(config)
     data: dict[str, Any] = yaml.safe_load(config.read_text())
     data["listen"] = f"127.0.0.1:{port}"
     data["admin_listen"] = "127.0.0.1:0"
-    data["pki_listen"] = "127.0.0.1:0"
+    data["pki_listen"] = f"127.0.0.1:{pki_port}"
     data["apps"] = [
         {"name": "intranet", "host": HOSTS[0], "upstream": f"http://127.0.0.1:{intranet}",
          "allow": [{"groups": ["staff"]}]},
@@ -74,6 +96,10 @@ def _write_apps(config: Path, port: int, intranet: int, echo: int) -> None:
          "websockets": True, "allow": [{"groups": ["staff"]}]},
     ]
     write_secret_file(config, yaml.safe_dump(data, sort_keys=False).encode())
+
+
+def _revocation(config: Config) -> str:
+    return f"{config.pki.crl_url} (CRL) and {config.pki.ocsp_url} (OCSP)"
 
 
 @click.command("demo", epilog=_EPILOG)
@@ -114,6 +140,7 @@ certgate demo is ready.
    {data_dir / 'ca' / 'root.pem'}
 3. Open https://{HOSTS[0]}{suffix}/  (and https://{HOSTS[1]}{suffix}/)
 
+Revocation is published at {_revocation(config)}.
 Stop with Ctrl-C.""", err=False)
 
         try:

@@ -84,11 +84,18 @@ def upstream_request_headers(
 
 
 class OriginRewriter:
-    """Rewrites URLs naming an internal upstream origin to the public origin."""
+    """Rewrites URLs naming an internal upstream origin to the public origin.
+
+    Also ``http://<public host>[:<public port>]``: apps behind a TLS-terminating
+    proxy (many PHP apps) build absolute URLs from the Host they received and
+    ignore X-Forwarded-Proto, which would send the browser to plain HTTP on the
+    gateway's TLS port.
+    """
 
     def __init__(self, internal_origins: Iterable[str], internal_hosts: Iterable[str],
                  public_origin: str, public_host: str) -> None:
-        origins = sorted(set(internal_origins), key=len, reverse=True)
+        plain = {"http://" + public_origin.removeprefix("https://"), f"http://{public_host}"}
+        origins = sorted(set(internal_origins) | plain, key=len, reverse=True)
         self._origin_re = re.compile(
             "^(?:" + "|".join(re.escape(o) for o in origins) + r")(?=/|\?|#|$)",
             re.IGNORECASE) if origins else None

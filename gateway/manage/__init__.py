@@ -8,6 +8,7 @@
 - ``ca``       where the online CA key's passphrase comes from, and loading the CA
 - ``root``     moving the root key offline
 - ``setup``    a new data directory: CA, server certificate, keys, config, database
+- ``servers``  a new TLS certificate and key for the gateway's own names
 - ``errors``   ``ManageError``, the one-sentence refusal
 
 Functions here take plain values (a passphrase, an output path, ``now``, a CA

@@ -81,7 +81,7 @@ assertion:
 audit:
   path: audit/audit.jsonl
 
-apps: []
+# The published apps: add an `apps:` list at the end of this file, such as
 # apps:
 #   - name: wiki
 #     host: wiki.example.com

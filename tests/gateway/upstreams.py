@@ -59,6 +59,14 @@ def upstream_app(seen: Seen) -> web.Application:
             "Refresh": f"0; url=http://127.0.0.1:{host[1]}/r",
             "Set-Cookie": "sid=1; Domain=127.0.0.1; Path=/; HttpOnly"})
 
+    async def php_redirect(request: web.Request) -> web.Response:
+        # Like a PHP app behind a TLS-terminating proxy: absolute URLs from the Host
+        # header, always http://, X-Forwarded-Proto ignored.
+        return web.Response(status=302, headers={
+            "Location": f"http://{request.host}/landed",
+            "Content-Location": f"http://{request.host}/doc",
+            "Refresh": f"0; url=http://{request.host}/r"})
+
     async def big(request: web.Request) -> web.StreamResponse:
         size = int(request.query.get("mib", "1")) * MiB
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
@@ -101,6 +109,7 @@ def upstream_app(seen: Seen) -> web.Application:
     app = web.Application(client_max_size=4 * MiB)
     app.router.add_get("/slow", slow)
     app.router.add_get("/redirect", redirect)
+    app.router.add_get("/php-redirect", php_redirect)
     app.router.add_get("/big", big)
     app.router.add_post("/upload", upload)
     app.router.add_get("/ws", ws)

@@ -143,6 +143,9 @@ def test_revoke_all_of_a_user(alice: Certgate, tmp_path: Path) -> None:
     out = alice.ok("cert", "revoke", "--user", "alice", "--all", "--reason",
                    "affiliationChanged").out
     assert out.count("revoked ") == 2
+    dropped = alice("cert", "revoke", "--user", "alice", "--all", "--reason", "keyCompromise",
+                    "--invalidity-date", "2026-01-02")
+    assert dropped.code == 2 and "--invalidity-date goes with one SERIAL" in dropped.err
     assert {c["status"] for c in alice.ok("cert", "list", "--json").json()} == {"revoked"}
 
 
@@ -216,3 +219,19 @@ def test_crl_out_refuses_an_existing_file_unless_forced(alice: Certgate, tmp_pat
     assert number(out.read_bytes()) == before + 1  # the refused run signed nothing
     help_text = alice("crl", "--help", config=False).out
     assert "--force" in help_text and "EXAMPLES" in help_text
+
+
+def test_issue_server_certificate_verifies_against_the_root(cg: Certgate, tmp_path: Path) -> None:
+    out = tmp_path / "new-server.pem"
+    result = cg.ok("cert", "issue-server", "wiki.example.test", "gw.example.test", "192.0.2.7",
+                   "--out", str(out))
+    key = tmp_path / "new-server-key.pem"
+    assert str(out) in result.out and str(key) in result.out
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    proc = openssl("verify", "-purpose", "sslserver", "-CAfile",
+                   str(cg.data_dir / "ca" / "root.pem"), "-untrusted", str(out), str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = openssl("x509", "-in", str(out), "-noout", "-ext", "subjectAltName").stdout
+    assert "DNS:wiki.example.test, DNS:gw.example.test, IP Address:192.0.2.7" in text, text
+    again = cg("cert", "issue-server", "wiki.example.test", "--out", str(out))
+    assert again.code == 1 and "already exists" in again.err

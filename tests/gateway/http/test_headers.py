@@ -64,3 +64,21 @@ def test_response_rewrites(name: str, value: str, expected: str) -> None:
     out = client_response_headers(proxy((name, value), ("Connection", "close"),
                                         ("Transfer-Encoding", "chunked")), rewriter=rewriter)
     assert dict(out) == {name: expected}
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    # PHP apps build absolute URLs from the Host they got and ignore X-Forwarded-Proto.
+    ("Location", "http://wiki.test:8443/x", "https://wiki.test:8443/x"),
+    ("Location", "http://WIKI.test:8443", "https://wiki.test:8443"),
+    ("Location", "http://wiki.test/x", "https://wiki.test:8443/x"),
+    ("Content-Location", "http://wiki.test:8443/doc?id=1", "https://wiki.test:8443/doc?id=1"),
+    ("Refresh", "3; url=http://wiki.test:8443/y", "3; url=https://wiki.test:8443/y"),
+    ("Location", "http://wiki.test:9000/x", "http://wiki.test:9000/x"),  # another port
+    ("Location", "http://wiki.test.evil/x", "http://wiki.test.evil/x"),  # another host
+    ("Location", "https://wiki.test:8443/x", "https://wiki.test:8443/x"),
+])
+def test_plain_http_public_origin_becomes_https(name: str, value: str, expected: str) -> None:
+    rewriter = OriginRewriter(["http://10.0.0.10:8080"], ["10.0.0.10"],
+                              "https://wiki.test:8443", "wiki.test")
+    out = client_response_headers(proxy((name, value)), rewriter=rewriter)
+    assert dict(out) == {name: expected}

@@ -130,6 +130,14 @@ async def test_html_upload_limit_and_help_link(
     assert "Certificate needed" in await no_cert.text()
 
 
+async def test_help_page_covers_linux_chrome_and_links_to_the_app(
+        client: TestClient[web.Request, web.Application]) -> None:
+    text = await (await client.get("/help")).text()
+    assert "Chrome or Edge on Linux" in text and "chrome://certificate-manager" in text
+    assert '<a href="/">this application</a>' in text  # not "this address": it is the help
+    assert "root certificate" in text
+
+
 async def test_unknown_status_gets_a_generic_title(
         client: TestClient[web.Request, web.Application]) -> None:
     resp = await client.get(f"/refuse/429/{Reason.DENIED_BY_RULE.value}")
@@ -147,6 +155,7 @@ async def test_whoami_html_escapes_hostile_text(
         in text
     assert "Groups: &lt;b&gt;admins&lt;/b&gt;, staff" in text
     assert f"Certificate <code>{IDENTITY.serial_hex}</code>, valid until 2027-03-04." in text
+    assert '<a href="/">Back to the application</a>' in text
     for name, value in SECURITY_HEADERS.items():
         assert resp.headers[name] == value, name
 

@@ -353,6 +353,15 @@ async def test_location_refresh_and_cookie_domain_are_rewritten(gateway: Gateway
     assert "Domain=wiki.test" in headers["Set-Cookie"]
 
 
+async def test_plain_http_urls_built_from_the_public_host_become_https(gateway: Gateway) -> None:
+    status, _, headers = await gateway.request("GET", "/php-redirect")
+    assert status == 302
+    public = f"https://{HOST}:{gateway.port}"
+    assert headers["Location"] == f"{public}/landed"
+    assert headers["Content-Location"] == f"{public}/doc"
+    assert headers["Refresh"] == f"0; url={public}/r"
+
+
 async def test_body_over_route_limit_gets_413_and_upstream_sees_nothing(gateway: Gateway) -> None:
     status, body, _ = await gateway.request("POST", "/small/upload", data=b"x" * (2 * 2**20))
     assert (status, body["error"], body["limit_bytes"]) == (413, "body-too-large", 2**20)
