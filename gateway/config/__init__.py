@@ -10,7 +10,6 @@ This module must not start anything, open sockets or touch the database.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -19,18 +18,16 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from gateway.audit.destination import audit_path_problem
-from policies.durations import duration_from_value
+from gateway.config.values import ConfigPath, Duration, HostPort, Size, parse_size
 from policies.loader import PolicyError, build_policy_set
 from policies.model import PolicySet
 from policies.schema import AppPolicySpec
@@ -43,6 +40,8 @@ from policies.yamlsource import (
     load_yaml_document,
 )
 
+__all__ = ["Config", "ConfigError", "HostPort", "load_config", "parse_size"]
+
 CONFIG_ENV = "CERTGATE_CONFIG"
 DEFAULT_CONFIG_NAME = "certgate.yaml"
 
@@ -52,89 +51,6 @@ class ConfigError(SourceError):
 
 
 # --- value types --------------------------------------------------------------------
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("the duration must be greater than zero")
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(duration_from_value), AfterValidator(_positive)]
-
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-
-
-def parse_size(value: Any) -> int:
-    """Parse ``"100MiB"``, ``"2GiB"``, ``"10MB"`` or a plain byte count."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 100MiB or 2GiB")
-    if isinstance(value, int):
-        size = value
-    elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
-        size = int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
-    else:
-        raise ValueError("expected a size such as 100MiB, 2GiB or a number of bytes")
-    if size <= 0:
-        raise ValueError("the size must be greater than zero")
-    return size
-
-
-Size = Annotated[int, BeforeValidator(parse_size)]
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    value = value.expanduser()
-    if not value.is_absolute() and base is not None:
-        value = Path(base) / value
-    return value
-
-
-ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
-
-
-class HostPort(BaseModel):
-    """A listening address; parsed from ``"host:port"`` or ``"[v6]:port"``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    host: str
-    port: int = Field(ge=0, le=65535)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return cls.parse_text(value)
-        return value
-
-    @staticmethod
-    def parse_text(text: str) -> dict[str, Any]:
-        m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", text.strip())
-        if m is None:
-            raise ValueError(f"'{text}' is not an address of the form host:port or [v6]:port")
-        host = m.group(1) or m.group(3)
-        port = int(m.group(2) or m.group(4))
-        if m.group(1):
-            ipaddress.IPv6Address(host)
-        if port > 65535:
-            raise ValueError(f"port {port} is out of range (0-65535)")
-        return {"host": host, "port": port}
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 # --- sections -----------------------------------------------------------------------
