@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.auth.sessions import COOKIE
+
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
     "upgrade", "proxy-authenticate", "proxy-authorization",
@@ -71,6 +73,12 @@ def upstream_request_headers(
         if (lower in drop and not (keep_upgrade and lower in ("upgrade", "connection"))) \
                 or is_spoofable(lower):
             continue
+        if lower == "cookie" and COOKIE in value:
+            # The gateway's session cookie is for the gateway; no upstream gets it.
+            value = "; ".join(p for p in (c.strip() for c in value.split(";"))
+                              if p and p.partition("=")[0] != COOKIE)
+            if not value:
+                continue
         out.add(name, value)
     out["Host"] = host_header
     # Only the real peer: a client-supplied X-Forwarded-For was dropped above.

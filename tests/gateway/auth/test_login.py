@@ -124,6 +124,7 @@ async def test_sign_in_reaches_the_app_with_factors(gateway: Gateway, alice: Ali
     assert claims["amr"] == ["mtls", "pwd", "otp"]
     assert claims["auth_time"] == int(alice.clock.now.timestamp())
     assert seen["X-Certgate-Auth-Time"] == str(claims["auth_time"])
+    assert COOKIE not in seen.get("Cookie", "")  # the gateway's cookie stays with it
 
 
 @pytest.mark.parametrize("case", ["wrong-password", "wrong-code", "two-steps-ahead",

@@ -82,3 +82,18 @@ def test_plain_http_public_origin_becomes_https(name: str, value: str, expected:
                               "https://wiki.test:8443", "wiki.test")
     out = client_response_headers(proxy((name, value)), rewriter=rewriter)
     assert dict(out) == {name: expected}
+
+
+@pytest.mark.parametrize(("cookie", "forwarded"), [
+    ("__Host-certgate-session=abc", None),
+    ("a=1; __Host-certgate-session=abc; b=2", "a=1; b=2"),
+    ("__Host-certgate-session=abc;sid=9", "sid=9"),
+    ("sid=9", "sid=9"),
+    ("x__Host-certgate-session=1", "x__Host-certgate-session=1"),
+])
+def test_the_gateways_session_cookie_never_reaches_the_upstream(cookie: str,
+                                                               forwarded: str | None) -> None:
+    out = upstream_request_headers(proxy(("Cookie", cookie)), client_ip="192.0.2.9",
+                                   public_host="wiki.test", public_port=443,
+                                   host_header="wiki.test", identity={})
+    assert out.get("Cookie") == forwarded
