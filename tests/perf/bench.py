@@ -17,6 +17,7 @@ streamed download, ``ws_client.py`` for WebSocket round trips.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import json
@@ -31,6 +32,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -39,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PY = sys.executable
 HOST = "bench.test"
+MFA_HOST = "mfa.bench.test"  # an app with mfa: required; the bench user has a session
 
 
 @dataclass
@@ -271,6 +274,7 @@ class Pki:
     server_key: Path
     client_ca: Path
     client_pem: Path
+    session_cookie: str = ""
 
 
 def certgate(*args: str, config: Path | None = None) -> str:
@@ -285,7 +289,8 @@ def certgate(*args: str, config: Path | None = None) -> str:
 def prepare_certgate(workdir: Path, *, apps: int, up_port: int, ws_port: int) -> Pki:
     """One certgate data dir; nginx and the bare proxy reuse its CA and server cert."""
     data = workdir / "certgate"
-    certgate("init", "--data-dir", str(data), "--hostname", HOST, "--no-ca-passphrase")
+    certgate("init", "--data-dir", str(data), "--hostname", HOST, "--hostname", MFA_HOST,
+             "--no-ca-passphrase")
     config = data / "certgate.yaml"
     certgate("user", "add", "bench", "--group", "staff", config=config)
     pw = workdir / "p12-password"
@@ -312,10 +317,35 @@ def prepare_certgate(workdir: Path, *, apps: int, up_port: int, ws_port: int) ->
                "upstream": f"http://127.0.0.1:{up_port}",
                "allow": [{"groups": [f"team{i}"], "paths": ["/"]}],
                "deny": [{"paths": ["/admin*"]}]} for i in range(1, apps)]
-    cfg["apps"] = [bench_app, *others]
+    mfa_app = {"name": "bench-mfa", "host": MFA_HOST, "upstream": f"http://127.0.0.1:{up_port}",
+               "allow": [{"groups": ["staff"]}], "mfa": "required", "mfa_max_age": "12h"}
+    cfg["apps"] = [bench_app, mfa_app, *others]
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cookie = asyncio.run(_signed_in_session(config, client_pem))
     return Pki(data, config, data / "tls" / "server.pem", data / "tls" / "server-key.pem",
-               chain, client_pem)
+               chain, client_pem, cookie)
+
+
+async def _signed_in_session(config_path: Path, client_pem: Path) -> str:
+    """A session of the bench user's certificate, as a sign-in would have made it."""
+    from cryptography import x509
+
+    from gateway.auth.sessions import new_session_secret
+    from gateway.config import load_config
+    from gateway.store.records import SessionRecord
+    from gateway.store.store import Store
+    from pki.keys import fingerprint_sha256
+
+    cert = x509.load_pem_x509_certificate(client_pem.read_bytes())
+    value, id_hash = new_session_secret()
+    now = datetime.now(UTC)
+    store = await Store.open(load_config(config_path).database_url)
+    try:
+        await store.create_session(SessionRecord(id_hash, "bench", fingerprint_sha256(cert), now,
+                                                 now, now, ("mtls", "pwd", "otp")))
+    finally:
+        await store.close()
+    return value
 
 
 # --- the run ----------------------------------------------------------------------------
@@ -340,11 +370,13 @@ SCENARIOS = [
     # Instructions per keep-alive request under callgrind: deterministic, so it shows
     # a change of a few percent that the noisy req/s figures cannot. Lower is better.
     Scenario("instructions/request (k, callgrind), 1 worker", "instructions", 10, 1),
+    # The same to an mfa: required app with a live session (cookie looked up per request).
+    Scenario("instructions/request, mfa app + session, 1 worker", "instructions-mfa", 10, 1),
 ]
 
 
 def measure_instructions(procs: Procs, cmd: list[str], port: int, pki: Pki, workdir: Path,
-                         requests: int = 2000) -> Result:
+                         requests: int = 2000, *, mfa: bool = False) -> Result:
     """Total instructions the server executes per request, all threads included, counted
     by callgrind only while ``ab -n`` runs (start-up and warm-up are not counted)."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -354,7 +386,10 @@ def measure_instructions(procs: Procs, cmd: list[str], port: int, pki: Pki, work
                         f"--callgrind-out-file={out}", *cmd], log=workdir / f"vg-{port}.log")
     try:
         wait_port(port, timeout=600)
-        ab = ["ab", "-q", "-k", "-c", "10", "-E", str(pki.client_pem), "-H", f"Host: {HOST}"]
+        ab = ["ab", "-q", "-k", "-c", "10", "-E", str(pki.client_pem), "-H",
+              f"Host: {MFA_HOST if mfa else HOST}"]
+        if mfa:
+            ab += ["-C", f"__Host-certgate-session={pki.session_cookie}"]
         url = f"https://127.0.0.1:{port}/"
         subprocess.run([*ab, "-n", "300", url], capture_output=True, timeout=600)  # warm-up
         subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True,
@@ -423,7 +458,7 @@ def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
             if only and sc.kind not in only and sc.name not in only:
                 continue
             for target in ("nginx", "bare", "certgate"):
-                if target == "nginx" and sc.kind == "instructions":
+                if target == "nginx" and sc.kind.startswith("instructions"):
                     results.append(Result(sc.name, target, note="not counted (C, no Python)"))
                     continue
                 if target == "bare" and sc.kind == "ws":
@@ -449,8 +484,9 @@ def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
                            "--listen", f"127.0.0.1:{port}",
                            "--admin-listen", f"127.0.0.1:{free_port()}",
                            "--workers", str(sc.workers)]
-                if sc.kind == "instructions":
-                    res = measure_instructions(procs, cmd, port, pki, workdir)
+                if sc.kind.startswith("instructions"):
+                    res = measure_instructions(procs, cmd, port, pki, workdir,
+                                               mfa=sc.kind == "instructions-mfa")
                     res.scenario, res.target = sc.name, target
                 else:
                     proc = procs.start(cmd, log=workdir / f"{target}-{port}.log", port=port)
