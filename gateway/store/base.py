@@ -3,8 +3,10 @@
 ``StoreBase._tx`` turns an unreachable database into ``DatabaseUnavailableError``
 with one sentence and lets ``NotFoundError``/``ConflictError`` through untouched;
 ``_event`` appends the ``events`` row a mutation writes in its own transaction.
-Must not know about users, certificates or CRLs: those are ``users``, ``certs``
-and ``feed``.
+``_end_sessions`` ends login sessions inside another mutation's transaction (a
+revocation, a disabled user, a TOTP reset). Must not know about users,
+certificates or CRLs otherwise: those are ``users``, ``certs``, ``feed`` and
+``factors``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, insert
+from sqlalchemy import CursorResult, delete, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -63,3 +65,13 @@ class StoreBase:
     @staticmethod
     async def _event(conn: AsyncConnection, kind: str, key: str) -> None:
         await conn.execute(insert(t.events).values(kind=kind, key=key, created_at=utc_now()))
+
+    async def _end_sessions(self, conn: AsyncConnection, where: Any) -> list[str]:
+        """Delete the login sessions matching ``where``, each with its ``session`` event,
+        inside the caller's transaction (a revocation and its sessions end together)."""
+        ids = [r.id_hash for r in await conn.execute(select(t.sessions.c.id_hash).where(where))]
+        if ids:
+            await conn.execute(delete(t.sessions).where(t.sessions.c.id_hash.in_(ids)))
+            for id_hash in ids:
+                await self._event(conn, "session", id_hash)
+        return ids

@@ -109,7 +109,10 @@ class CertStore(StoreBase):
         await conn.execute(update(t.certificates)
                            .where(t.certificates.c.serial == serial_hex(serial)).values(**values))
         await self._event(conn, "cert", serial_hex(serial))
-        return await load_cert_in(conn, serial)
+        cert = await load_cert_in(conn, serial)
+        if cert.status is not CertStatus.ACTIVE:  # revoked or suspended: its sessions end
+            await self._end_sessions(conn, t.sessions.c.fingerprint == cert.fingerprint)
+        return cert
 
     async def revoke_certificate(self, serial: int, *, reason: str | None, at: datetime,
                                  invalidity_date: datetime | None = None) -> CertRecord:

@@ -183,11 +183,3 @@ class FactorStore(StoreBase):
             if not conditions:
                 return []
             return await self._end_sessions(conn, and_(*conditions))
-
-    async def _end_sessions(self, conn: AsyncConnection, where: Any) -> list[str]:
-        ids = [r.id_hash for r in await conn.execute(select(t.sessions.c.id_hash).where(where))]
-        if ids:
-            await conn.execute(delete(t.sessions).where(t.sessions.c.id_hash.in_(ids)))
-            for id_hash in ids:
-                await self._event(conn, "session", id_hash)
-        return ids

@@ -99,6 +99,8 @@ class UserStore(StoreBase):
             await conn.execute(update(t.users).where(t.users.c.id == user_id)
                                .values(updated_at=utc_now(), **values))
             await self._event(conn, "user", name)
+            if values.get("enabled") is False:  # a disabled user's sessions end with it
+                await self._end_sessions(conn, t.sessions.c.user_id == user_id)
             return await load_user_in(conn, name)
 
     async def set_user_enabled(self, name: str, enabled: bool) -> UserRecord:

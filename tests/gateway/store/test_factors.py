@@ -72,3 +72,25 @@ async def test_sessions_with_events_and_ends(store: Store) -> None:
         ("session", "a"), ("session", "b"), ("session", "c"), ("session", "b"),
         ("session", "c"), ("session", "a")]
     assert await store.end_sessions() == []  # no condition: ends nothing
+
+
+async def test_revoking_suspending_or_disabling_ends_sessions(store: Store) -> None:
+    from gateway.store.records import CertRecord, CertStatus
+
+    await store.add_user("alice")
+    for serial, fp in ((1, "f1"), (2, "f2")):
+        await store.add_certificate(CertRecord(
+            serial=serial, user="alice", fingerprint=fp * 32, subject="CN=alice",
+            not_before=NOW, not_after=NOW + timedelta(days=1), status=CertStatus.ACTIVE,
+            issued_at=NOW, pem=""))
+    for c, fp in (("a", "f1"), ("b", "f2"), ("c", "f2")):
+        await store.create_session(SessionRecord(c * 64, "alice", fp * 32, NOW, NOW, NOW,
+                                                 ("mtls",)))
+    await store.suspend_certificate(1, at=NOW)
+    assert [s.id_hash[0] for s in await store.list_sessions()] == ["b", "c"]
+    await store.resume_certificate(1)  # resuming brings no session back
+    assert [s.id_hash[0] for s in await store.list_sessions()] == ["b", "c"]
+    await store.set_user_enabled("alice", True)
+    assert len(await store.list_sessions()) == 2
+    await store.set_user_enabled("alice", False)
+    assert await store.list_sessions() == []
