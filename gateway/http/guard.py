@@ -165,14 +165,18 @@ class GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        # The first bytes of a head on an idle connection start its deadline.
-        if (self._head_timer is None and not self._request_in_progress
-                and not self._messages):
-            self._arm_head_timer()
+        starts_head = (self._head_timer is None and not self._request_in_progress
+                       and not self._messages)
+        count = self._request_count
         super().data_received(data)
-        if self._head_timer is not None and self._request_count != self._head_count:
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._head_timer is not None:
+            if self._request_count != self._head_count:
+                self._head_timer.cancel()
+                self._head_timer = None
+        elif starts_head and self._request_count == count and self.transport is not None:
+            # A head began on an idle connection but is not complete yet: its deadline
+            # starts now. (A head that arrives whole, the usual case, arms no timer.)
+            self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
         self._head_count = self._request_count
