@@ -25,6 +25,9 @@ from gateway.store.records import SessionRecord
 Session = SessionRecord
 
 COOKIE = "__Host-certgate-session"
+# last_seen moves in steps of this: the idle timeout stays exact to a second, and a
+# burst of requests does not rebuild the session record on every one of them.
+_TOUCH = timedelta(seconds=1)
 
 
 def new_session_secret() -> tuple[str, str]:
@@ -99,7 +102,7 @@ class SessionIndex:
                 or now - session.created_at > self.limits.absolute):
             del self._by_hash[session.id_hash]
             return None
-        if now > session.last_seen:
+        if now - session.last_seen >= _TOUCH:
             session = replace(session, last_seen=now)
             self._by_hash[session.id_hash] = session
         return session
