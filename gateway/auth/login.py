@@ -107,6 +107,10 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
     if box is None:
         return Answer(refusal(request, status=403, reason=Reason.MFA_UNAVAILABLE,
                               reference=reference), Reason.MFA_UNAVAILABLE, False)
+    if await runtime.store.get_totp(identity.user) is None:
+        # Nothing to check a code against: say so, and count no failure.
+        return Answer(refusal(request, status=403, reason=Reason.MFA_NOT_ENROLLED,
+                              reference=reference), Reason.MFA_NOT_ENROLLED, False)
     if request.method == "GET":
         next_path = safe_next(request.query.get("next"))
         try:

@@ -54,6 +54,9 @@ _ADVICE: dict[Reason, str] = {
     Reason.CERTIFICATE_NOT_YET_VALID: "Check this computer's clock, or wait until the "
                                       "certificate becomes valid.",
     Reason.USER_DISABLED: "Contact your administrator.",
+    Reason.MFA_NOT_ENROLLED: "Ask your administrator to set up an authenticator app on your "
+                             "phone for you; then open this application again.",
+    Reason.MFA_UNAVAILABLE: "Tell your administrator: the gateway has no secrets key yet.",
     Reason.NO_MATCHING_ALLOW_RULE: "If you need this application, ask your administrator.",
     Reason.DENIED_BY_RULE: "If you need this, ask your administrator.",
     Reason.UPSTREAM_UNAVAILABLE: "Try again in a minute.",

@@ -279,3 +279,11 @@ async def test_logout_and_kill_end_sessions(gateway: Gateway, alice: Alice) -> N
         return (await app_get(gateway, cookie))[0] == 401
 
     await gateway.wait_for(ended, timeout=1.5)  # through the change feed, within a second
+
+
+async def test_no_authenticator_yet_is_said_plainly(gateway: Gateway, alice: Alice) -> None:
+    status, body, _ = await gateway.request("GET", "/.certgate/login", host=SECURE, user="bob")
+    assert (status, body["error"]) == (403, "mfa-not-enrolled")
+    status, page, _ = await gateway.request("GET", "/.certgate/login", host=SECURE, user="bob",
+                                            headers={"Accept": "text/html"})
+    assert status == 403 and b"set up an authenticator app on your phone" in page
