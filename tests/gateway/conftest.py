@@ -121,6 +121,16 @@ class Gateway:
         return await Store.open(f"sqlite+aiosqlite:///{self.data_dir / 'certgate.db'}",
                                 migrate=False)
 
+    async def revoke(self, user: str = "alice") -> int:
+        """Revoke ``user``'s first certificate in the database, as the CLI would; its serial."""
+        store = await self.store()
+        try:
+            serial = (await store.list_certificates(user=user))[0].serial
+            await store.revoke_certificate(serial, reason="keyCompromise", at=datetime.now(UTC))
+            return serial
+        finally:
+            await store.close()
+
     def ca(self) -> CertificateAuthority:
         return load_ca(self.data_dir / "ca", None)
 

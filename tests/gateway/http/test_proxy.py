@@ -185,13 +185,7 @@ async def test_revocation_applies_within_a_second_on_open_connections(gateway: G
                 data = await resp.json()
                 return resp.status, data.get("error", "")
         assert (await get())[0] == 200
-        store = await gateway.store()
-        try:
-            serial = (await store.list_certificates(user="alice"))[0].serial
-            await store.revoke_certificate(serial, reason="keyCompromise",
-                                           at=datetime.now(UTC))
-        finally:
-            await store.close()
+        await gateway.revoke("alice")
 
         async def refused() -> bool:
             return await get() == (403, "certificate-revoked")
@@ -224,12 +218,7 @@ async def test_tls_session_resumption_skips_the_handshake_but_not_the_checks(
     assert second.startswith(b"HTTP/1.1 200") and b'"X-Certgate-User": "alice"' in second
     # A resumed session carries the certificate of the original handshake: revoking it
     # must still refuse the next request made under that session.
-    store = await gateway.store()
-    try:
-        serial = (await store.list_certificates(user="alice"))[0].serial
-        await store.revoke_certificate(serial, reason="keyCompromise", at=datetime.now(UTC))
-    finally:
-        await store.close()
+    serial = await gateway.revoke("alice")
 
     async def revoked_in_memory() -> bool:
         return gateway.runtime.index.ocsp_status(serial).state == "revoked"
