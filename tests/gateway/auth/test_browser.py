@@ -156,7 +156,8 @@ async def test_sign_in_in_a_real_browser(gateway: Gateway, alice: Alice,
                     response = await _submit(page, "still not it", alice.code())
                 assert response.status == 429
                 text = await page.inner_text("main")
-                assert "Sign-in is locked until" in text and "your administrator" in text
+                assert "Sign-in is locked until" in text and "(in about 15 minutes)" in text
+                assert "your administrator" in text
                 assert await page.locator("#password").count() == 0
                 await _shot(page, "lockout")
             finally:
