@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime
+from math import ceil
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
 
@@ -92,11 +93,14 @@ def _form(request: web.Request, runtime: Runtime, identity: Identity, *, status:
             data["locked_until"] = locked_until.isoformat()
         return json_page(status, data)
     assert runtime.secrets is not None
+    # The clock time alone means little at a kitchen table in another time zone.
+    minutes = ceil((locked_until - now).total_seconds() / 60) if locked_until else None
     return html_page(
-        "login.html", status, title="Sign in", person=identity.user, email=identity.email,
-        helpdesk=config.helpdesk, error=error, reference=reference, next=next_path,
-        csrf=csrf_token(_csrf_key(runtime.secrets), identity.fingerprint, now),
-        locked_until=locked_until.strftime("%H:%M UTC") if locked_until else None)
+        "login.html", status, title="Sign in", site=request.url.host, person=identity.user,
+        email=identity.email, helpdesk=config.helpdesk, error=error, reference=reference,
+        next=next_path, csrf=csrf_token(_csrf_key(runtime.secrets), identity.fingerprint, now),
+        locked_until=locked_until.strftime("%H:%M UTC") if locked_until else None,
+        locked_minutes=minutes)
 
 
 async def login(request: web.Request, runtime: Runtime, identity: Identity,
@@ -196,7 +200,8 @@ async def logout(request: web.Request, runtime: Runtime, identity: Identity,
     runtime.sessions.drop(session.id_hash)
     response = html_page("refusal.html", 200, title="Signed out",
                          message=describe(Reason.LOGGED_OUT),
-                         advice="Close the browser if you are on a shared computer.",
+                         advice="To carry on, open the application again and sign in. "
+                                "On a shared computer, close the browser now.",
                          reference=reference, help_link=False)
     response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
     return Answer(response, Reason.LOGGED_OUT, True)

@@ -4,8 +4,6 @@ lockout, recovery codes, sessions bound to the certificate, logout and kill."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -13,49 +11,11 @@ import pytest
 
 from gateway.auth.csrf import csrf_token
 from gateway.auth.sessions import COOKIE
-from gateway.auth.totp import code_at_step, time_step
-from gateway.manage import factors, users
+from gateway.manage import factors
+from tests.gateway.auth.conftest import PASSWORD, Alice
 from tests.gateway.conftest import Gateway, apps
 
 SECURE = "secure.test"
-PASSWORD = "correct horse battery"
-
-
-@dataclass
-class Clock:
-    """The runtime's clock, moved by the test: TOTP steps without waiting 30 s."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@dataclass
-class Alice:
-    secret: str
-    recovery: tuple[str, ...]
-    clock: Clock
-
-    def code(self, offset: int = 0) -> str:
-        return code_at_step(self.secret, time_step(self.clock.now) + offset)
-
-
-@pytest.fixture
-async def alice(gateway: Gateway) -> Alice:
-    store = await gateway.store()
-    try:
-        await users.set_password(store, "alice", PASSWORD)
-        await users.set_password(store, "carol", PASSWORD)
-        enrolled = await factors.enroll_totp(store, gateway.runtime.state.config, "alice")
-    finally:
-        await store.close()
-    clock = Clock(datetime.now(UTC).replace(second=5, microsecond=0))
-    gateway.runtime.clock = clock
-    return Alice(enrolled.secret, enrolled.recovery_codes, clock)
 
 
 def csrf_of(html: bytes) -> str:
