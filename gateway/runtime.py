@@ -38,6 +38,7 @@ from gateway.http.upstream import RetiredPools, UpstreamPool
 from gateway.identity.follower import EventFollower
 from gateway.identity.index import CertificateIndex, Identity
 from gateway.lifecycle import background
+from gateway.ops.exposure import exposure
 from gateway.ops.filemodes import check_secret_files, exposed_files
 from gateway.ops.metrics import Metrics
 from gateway.store.store import Store
@@ -108,6 +109,11 @@ class Runtime:
         check_secret_files(config)  # before any key is read: refuse, naming the chmod
         for warning in exposed_files(config):
             log.warning("%s", warning)
+        warnings, notes = exposure(config)
+        for warning in warnings:
+            log.warning("%s", warning)
+        for note in notes:
+            log.info("%s", note)
         async with contextlib.AsyncExitStack() as stack:
             state = build_state(config)
             stack.push_async_callback(state.pool.close)  # until the runtime holds it

@@ -52,7 +52,7 @@ data_dir: .
 # database_url: postgresql+asyncpg://certgate@db.example.com/certgate   # several nodes
 listen: "{listen}"
 admin_listen: "127.0.0.1:9443"    # /healthz, /readyz, /metrics (keep it on loopback)
-pki_listen: "{pki_listen}"        # plain HTTP: the CRL and OCSP only
+pki_listen: "{pki_listen}"        # plain HTTP on every address: the CRL and OCSP only
 workers: 1
 public_hostnames: [{hostnames}]
 
