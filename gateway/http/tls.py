@@ -90,7 +90,8 @@ class ServerTls:
     Open connections keep the context they shook hands with.
 
     Found by test (OpenSSL 3.0; tests/gateway/http/test_tls_reload.py): the
-    switch takes the new certificate and key, but the protocol version is chosen
+    switch takes the new certificate and key (and the client CAs to verify against:
+    seen in a manual experiment, not in that test), but the protocol version is chosen
     before the SNI callback runs, from the listener's own context, so a floor set
     only on the new context is ignored. ``use`` therefore also sets
     ``minimum_version`` on the listener's context in place; each new connection

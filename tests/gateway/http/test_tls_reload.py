@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.cli.main import main
 from gateway.config import load_config
@@ -56,8 +58,9 @@ def new_server_cert(gw: Gateway) -> str:
     issued = issue_server_certificate(gw.ca, (HOST, "127.0.0.1"), out=out,
                                       key_out=out.with_name("renewed-key.pem"),
                                       key_type="ec-p256", now=datetime.now(UTC))
-    der = ssl.PEM_cert_to_DER_cert(issued.cert_path.read_text())  # the leaf comes first
-    return hashlib.sha256(der).hexdigest()
+    # The file holds the leaf, then the issuing CA: the first block is the leaf.
+    leaf = x509.load_pem_x509_certificate(issued.cert_path.read_bytes())
+    return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()
 
 
 async def get_on(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
