@@ -1,7 +1,9 @@
 """What a running gateway holds: the swappable ``State`` and the long-lived parts around it.
 
-``State`` (router, policies, upstream pools, signer) is built whole from a config
-and swapped in one assignment on reload; an invalid config never replaces it.
+``State`` (router, policies, upstream pools, signer, the TLS server context) is
+built whole from a config and swapped in one assignment on reload; an invalid
+config never replaces it, nor does one that changes a key read only at start
+(``RESTART_KEYS``): that reload is refused naming the keys that need a restart.
 ``Runtime`` owns what outlives reloads: the store, the certificate index and its
 follower, the audit writer, open WebSockets, metrics and the cached CRL.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +37,7 @@ from gateway.http.exchange import Exchange
 from gateway.http.forward import WebSocketRegistry
 from gateway.http.guard import Guard
 from gateway.http.routing import Router
+from gateway.http.tls import ServerTls, build_server_context
 from gateway.http.upstream import RetiredPools, UpstreamPool
 from gateway.identity.follower import EventFollower
 from gateway.identity.index import CertificateIndex, Identity
@@ -56,13 +60,38 @@ class State:
     policy_set: PolicySet
     pool: UpstreamPool
     signer: AssertionSigner
+    tls_context: ssl.SSLContext  # what new handshakes on the public listener use
 
 
 def build_state(config: Config) -> State:
+    """Everything a reload replaces; raises (naming key and file) on anything wrong."""
+    tls_context = build_server_context(config.tls)
     router = Router(config.apps)
     signer = AssertionSigner.from_file(config.assertion.key, issuer=config.assertion.issuer,
                                        ttl=config.assertion.ttl)
-    return State(config, router, config.policy_set, UpstreamPool(router), signer)
+    return State(config, router, config.policy_set, UpstreamPool(router), signer, tls_context)
+
+
+# Read once at start (listeners, store, audit writer, logging, the CRL re-signer and
+# OCSP responder, the secrets key): a reload cannot change them.
+RESTART_KEYS = ("listen", "admin_listen", "pki_listen", "workers", "limits", "database_url",
+                "data_dir", "audit.path", "log_level", "auth.secrets_key", "pki.ca_dir",
+                "pki.ca_passphrase_file", "pki.crl_validity", "pki.ocsp_signer_cert",
+                "pki.ocsp_signer_key")
+
+
+def restart_keys(old: Config, new: Config) -> list[str]:
+    """The keys whose change needs a restart, in ``RESTART_KEYS`` order."""
+    def value(config: Config, key: str) -> object:
+        out: object = config
+        for part in key.split("."):
+            out = getattr(out, part)
+        return out
+
+    changed = [key for key in RESTART_KEYS if value(old, key) != value(new, key)]
+    if {p for a in old.apps for p in a.ports} != {p for a in new.apps for p in a.ports}:
+        changed.append("apps[].ports")  # each extra port is a listening socket
+    return changed
 
 
 def session_limits(config: Config) -> SessionLimits:
@@ -101,6 +130,7 @@ class Runtime:
     secrets: SecretBox | None = None
     retired: RetiredPools = field(default_factory=RetiredPools)
     guard: Guard | None = None  # the connection limits, set by the server once listening
+    tls: ServerTls | None = None  # the public listener's contexts, set by the server
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @classmethod
@@ -175,15 +205,23 @@ class Runtime:
         return self.secrets
 
     def reload(self, config_path: Path) -> bool:
-        """Build a whole new State from the file; keep the old one if anything is wrong."""
+        """Build a whole new State from the file; keep the old one if anything is wrong.
+
+        New TLS handshakes use the new state's server context (see ``ServerTls``).
+        """
         try:
             config = load_config(config_path)
+            if keys := restart_keys(self.state.config, config):
+                raise ValueError(f"{', '.join(keys)} changed: these keys are read only at "
+                                 "start; restart certgate to apply them")
             new_state = build_state(config)
         except Exception as exc:
             self.metrics.reloads.labels("refused").inc()
             self.log.error("config reload REFUSED, still serving the previous config:\n%s", exc)
             return False
         old, self.state = self.state, new_state
+        if self.tls is not None:
+            self.tls.use(new_state.tls_context, config.tls)
         self.sessions.limits = session_limits(config)
         self.metrics.reloads.labels("applied").inc()
         self.log.warning("config reloaded from %s: %d app(s)", config_path, len(config.apps))

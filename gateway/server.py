@@ -3,7 +3,8 @@
 One process (or N workers sharing ports through SO_REUSEPORT) each runs: the
 public TLS listener plus every app's extra ports, the admin listener
 (/healthz, /readyz, /metrics) and the PKI listener (CRL, OCSP). SIGHUP reloads
-the config (an invalid one is refused and the old one keeps serving); SIGTERM or
+the config, TLS certificate and version floor included (an invalid one, or one
+changing a key read only at start, is refused and the old one keeps serving); SIGTERM or
 SIGINT stops accepting and drains requests in flight before exiting.
 """
 
@@ -27,7 +28,7 @@ from gateway.http.app import create_public_app
 from gateway.http.exchange import Exchange, Verdict
 from gateway.http.guard import Guard, GuardedRunner, GuardedSite
 from gateway.http.pkiweb import create_pki_app
-from gateway.http.tls import build_server_context
+from gateway.http.tls import ServerTls, build_server_context
 from gateway.identity.index import Identity
 from gateway.lifecycle import background
 from gateway.manage.ca import ca_passphrase
@@ -152,11 +153,13 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
     """
     listen = listen or config.listen
     admin_listen = admin_listen or config.admin_listen
-    ssl_context = build_server_context(config.tls)
     stop = stop or asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(Runtime.running(config))
         guard = runtime.guard = _guard(runtime, config)
+        # The listener's own context; each handshake switches to the current state's.
+        tls = runtime.tls = ServerTls(build_server_context(config.tls),
+                                      runtime.state.tls_context)
         admin = await stack.enter_async_context(_listening(
             create_admin_app(runtime), [(admin_listen.host, admin_listen.port)], guard,
             reuse_port=reuse_port, capped=False))
@@ -169,7 +172,7 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
         ports = [listen.port, *sorted(runtime.state.router.extra_ports)]
         public = await stack.enter_async_context(_listening(
             create_public_app(runtime), [(listen.host, port) for port in ports], guard,
-            ssl_context=ssl_context, reuse_port=reuse_port, backlog=1024,
+            ssl_context=tls.listener, reuse_port=reuse_port, backlog=1024,
             shutdown_timeout=DRAIN_SECONDS))
         addresses["public"] = _addresses(public)
         if primary:
