@@ -30,12 +30,12 @@ from gateway.auth.lockout import Failures, LockoutRule, after_failure
 from gateway.auth.passwords import decoy_hash, verify_password
 from gateway.auth.recovery import matching_code
 from gateway.auth.secretbox import SecretBox, SecretBoxError
-from gateway.auth.sessions import COOKIE, cookie_value, new_session_secret, session_hash
-from gateway.auth.totp import accepted_step, normalise_code
+from gateway.auth.sessions import COOKIE, cookie_value, new_session_secret
+from gateway.auth.totp import accepted_step, normalise_code, secret_context
 from gateway.http.pages import html_page, json_page, refusal, wants_json
 from gateway.identity.index import Identity
 from gateway.store.errors import StoreError
-from gateway.store.records import FailureRecord, SessionRecord
+from gateway.store.records import FailureRecord, SessionRecord, TotpRecord
 from policies.model import Reason, describe
 
 if TYPE_CHECKING:
@@ -92,13 +92,14 @@ def _form(request: web.Request, runtime: Runtime, identity: Identity, *, status:
         if locked_until is not None:
             data["locked_until"] = locked_until.isoformat()
         return json_page(status, data)
-    assert runtime.secrets is not None
+    box = runtime.secret_box()
+    assert box is not None  # login() answers before any form when there is none
     # The clock time alone means little at a kitchen table in another time zone.
     minutes = ceil((locked_until - now).total_seconds() / 60) if locked_until else None
     return html_page(
         "login.html", status, title="Sign in", site=request.url.host, person=identity.user,
         email=identity.email, helpdesk=config.helpdesk, error=error, reference=reference,
-        next=next_path, csrf=csrf_token(_csrf_key(runtime.secrets), identity.fingerprint, now),
+        next=next_path, csrf=csrf_token(_csrf_key(box), identity.fingerprint, now),
         locked_until=locked_until.strftime("%H:%M UTC") if locked_until else None,
         locked_minutes=minutes)
 
@@ -111,7 +112,8 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
     if box is None:
         return Answer(refusal(request, status=403, reason=Reason.MFA_UNAVAILABLE,
                               reference=reference), Reason.MFA_UNAVAILABLE, False)
-    if await runtime.store.get_totp(identity.user) is None:
+    totp = await runtime.store.get_totp(identity.user)
+    if totp is None:
         # Nothing to check a code against: say so, and count no failure.
         return Answer(refusal(request, status=403, reason=Reason.MFA_NOT_ENROLLED,
                               reference=reference), Reason.MFA_NOT_ENROLLED, False)
@@ -149,7 +151,7 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
     if locked is not None:
         return again(429, Reason.LOCKED_OUT, locked_until=locked)
 
-    factor = await _check_factors(runtime, identity, str(form.get("password", "")),
+    factor = await _check_factors(runtime, box, identity, totp, str(form.get("password", "")),
                                   str(form.get("code", "")), now)
     if factor is None:
         rule = _rule(runtime)
@@ -171,10 +173,13 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
                             ("mtls", "pwd", factor))
     await runtime.store.create_session(session)
     runtime.sessions.put(session)  # this node at once; the others through the feed
-    # A session id the browser brought from before sign-in is never reused.
+    # A session the browser brought from before this sign-in (same certificate) ends
+    # everywhere: its id is never reused.
     old = cookie_value(request.headers.get("Cookie", ""))
-    if old:
-        runtime.sessions.drop(session_hash(old))
+    prior = runtime.sessions.lookup(old, identity.fingerprint, now) if old else None
+    if prior is not None:
+        await runtime.store.end_sessions(id_prefix=prior.id_hash)
+        runtime.sessions.drop(prior.id_hash)
     response = web.Response(status=303, headers={"Location": next_path,
                                                  "Cache-Control": "no-store"})
     response.set_cookie(COOKIE, value, secure=True, httponly=True, samesite="Lax", path="/")
@@ -187,13 +192,13 @@ async def logout(request: web.Request, runtime: Runtime, identity: Identity,
     now = runtime.clock()
     value = cookie_value(request.headers.get("Cookie", ""))
     session = runtime.sessions.lookup(value, identity.fingerprint, now) if value else None
-    if request.method != "POST" or session is None or runtime.secrets is None:
+    box = runtime.secret_box()
+    if request.method != "POST" or session is None or box is None:
         reason = Reason.METHOD_NOT_ALLOWED if request.method != "POST" else Reason.CSRF_INVALID
         return Answer(refusal(request, status=405 if request.method != "POST" else 403,
                               reason=reason, reference=reference), reason, False)
     form = await request.post() if (request.content_length or 0) <= MAX_FORM else {}
-    if not csrf_valid(_csrf_key(runtime.secrets), str(form.get("csrf", "")),
-                      logout_binding(session), now):
+    if not csrf_valid(_csrf_key(box), str(form.get("csrf", "")), logout_binding(session), now):
         return Answer(refusal(request, status=403, reason=Reason.CSRF_INVALID,
                               reference=reference), Reason.CSRF_INVALID, False)
     await runtime.store.end_sessions(id_prefix=session.id_hash)
@@ -212,9 +217,8 @@ def logout_binding(session: SessionRecord) -> str:
 
 
 def logout_token(runtime: Runtime, session: SessionRecord, now: datetime) -> str | None:
-    if runtime.secrets is None:
-        return None
-    return csrf_token(_csrf_key(runtime.secrets), logout_binding(session), now)
+    box = runtime.secret_box()
+    return None if box is None else csrf_token(_csrf_key(box), logout_binding(session), now)
 
 
 def _rule(runtime: Runtime) -> LockoutRule:
@@ -233,7 +237,8 @@ def _record(subject: str, state: Failures) -> FailureRecord:
     return FailureRecord(subject, state.count, state.window_start, state.locked_until)
 
 
-async def _check_factors(runtime: Runtime, identity: Identity, password: str, code: str,
+async def _check_factors(runtime: Runtime, box: SecretBox, identity: Identity,
+                         totp: TotpRecord, password: str, code: str,
                          now: datetime) -> str | None:
     """The second factor used ("otp" or "recovery") when both factors hold, else None.
 
@@ -241,14 +246,13 @@ async def _check_factors(runtime: Runtime, identity: Identity, password: str, co
     """
     store = runtime.store
     user = await store.get_user(identity.user)
-    totp = await store.get_totp(identity.user)
     password_ok = await asyncio.to_thread(
         verify_password, user.password_hash or decoy_hash(), password)
-    if user.password_hash is None or totp is None or runtime.secrets is None:
+    if user.password_hash is None:
         return None
     if normalise_code(code) is not None:
         try:
-            secret = runtime.secrets.open(totp.secret_sealed, context=f"totp:{identity.user}")
+            secret = box.open(totp.secret_sealed, context=secret_context(identity.user))
         except SecretBoxError:
             runtime.log.error("the TOTP secret of %s does not open with this secrets key",
                               identity.user)

@@ -78,18 +78,6 @@ class SessionIndex:
         else:
             self._by_hash[id_hash] = session
 
-    def drop_where(self, *, user: str | None = None, fingerprint: str | None = None) -> list[str]:
-        """End every session of a user or of a certificate; the hashes that ended."""
-        gone = [h for h, s in self._by_hash.items()
-                if (user is not None and s.user == user)
-                or (fingerprint is not None and s.fingerprint == fingerprint)]
-        for h in gone:
-            del self._by_hash[h]
-        return gone
-
-    def sessions(self) -> list[SessionRecord]:
-        return list(self._by_hash.values())
-
     def lookup(self, cookie_value: str | None, fingerprint: str,
                now: datetime) -> SessionRecord | None:
         """The live session for this cookie and this certificate, touched; else None."""

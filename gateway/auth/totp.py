@@ -23,6 +23,11 @@ DRIFT_STEPS = 1
 _CODE = re.compile(r"^[0-9]{6}$")
 
 
+def secret_context(user: str) -> str:
+    """What a sealed TOTP secret is bound to: it opens only in this user's row."""
+    return f"totp:{user}"
+
+
 def new_secret() -> str:
     """A fresh 160-bit secret in base32, as authenticator apps expect it."""
     return pyotp.random_base32(32)

@@ -8,7 +8,9 @@ with a table. What stays here is the I/O around it: the gateway's own pages unde
 ``/.certgate/`` (answered here, never proxied), forwarding the path the policy
 judged, and one ``finally`` that writes the audit record and the metrics.
 
-No database access and no blocking call in here.
+No database access and no blocking call in here; the sign-in and sign-out pages
+(``gateway.auth.login``) are the one place a request of the public listener reaches
+the database, and only for those two pages.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if isinstance(result, Refusal):
             out.app, out.rule = result.app, result.rule
             if result.reason in SIGN_IN_REASONS:
-                return _to_sign_in(request, out, result.reason, raw_path, query)
+                return _to_sign_in(request, out, result.reason, query)
             return _refuse(request, out, result.status, result.reason)
         if isinstance(result, Page):
             if result.path in (LOGIN, LOGOUT) and result.identity is not None:
@@ -135,7 +137,7 @@ def _refuse(request: web.Request, out: Exchange, status: int, reason: Reason,
     return refusal(request, status=status, reason=reason, reference=out.reference, limit=limit)
 
 
-def _to_sign_in(request: web.Request, out: Exchange, reason: Reason, raw_path: str,
+def _to_sign_in(request: web.Request, out: Exchange, reason: Reason,
                 query: str) -> web.Response:
     """An app asks for the second factor: people go to the sign-in page and come back;
     API clients (JSON, or anything but GET) get 401 with where to sign in."""

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
 
 from gateway.auth.recovery import hash_recovery_code, new_recovery_codes
 from gateway.auth.secretbox import create_key_file, load_secret_box
-from gateway.auth.totp import new_secret, provisioning_uri
+from gateway.auth.totp import new_secret, provisioning_uri, secret_context
 from gateway.config import Config
 from gateway.manage.errors import ManageError
 from gateway.store.records import SessionRecord
@@ -33,11 +32,6 @@ class Enrollment:
     secret: str
     uri: str
     recovery_codes: tuple[str, ...]
-
-
-def totp_context(user: str) -> str:
-    """What a sealed TOTP secret is bound to: it opens only in this user's row."""
-    return f"totp:{user}"
 
 
 async def _hashed(codes: list[str]) -> list[str]:
@@ -56,7 +50,7 @@ async def enroll_totp(store: Store, config: Config, user: str) -> Enrollment:
     secret = new_secret()
     codes = new_recovery_codes()
     hashes = await _hashed(codes)
-    await store.set_totp(user, box.seal(secret, context=totp_context(user)), state="active")
+    await store.set_totp(user, box.seal(secret, context=secret_context(user)), state="active")
     await store.replace_recovery_codes(user, hashes)
     account = found.email or user
     return Enrollment(user, secret, provisioning_uri(secret, account=account,
@@ -85,12 +79,6 @@ async def unlock_user(store: Store, user: str) -> int:
     subjects = [f"user:{user}"] + [f"cert:{c.fingerprint}"
                                    for c in await store.list_certificates(user=user)]
     return await store.clear_failures(subjects)
-
-
-async def locked_out(store: Store, now: datetime) -> list[tuple[str, datetime]]:
-    """(subject, locked until) for every lock still in force."""
-    return [(f.subject, f.locked_until) for f in await store.locked_subjects(now)
-            if f.locked_until is not None]
 
 
 async def list_sessions(store: Store, user: str | None = None) -> list[SessionRecord]:

@@ -247,3 +247,24 @@ async def test_no_authenticator_yet_is_said_plainly(gateway: Gateway, alice: Ali
     status, page, _ = await gateway.request("GET", "/.certgate/login", host=SECURE, user="bob",
                                             headers={"Accept": "text/html"})
     assert status == 403 and b"set up an authenticator app on your phone" in page
+
+
+async def test_signing_in_again_ends_the_session_the_browser_brought(gateway: Gateway,
+                                                                     alice: Alice) -> None:
+    _, _, headers = await sign_in(gateway, code=alice.code())
+    first = session_cookie(headers)
+    alice.clock.advance(30)
+    token = await login_form(gateway)
+    _, _, headers = await gateway.request(
+        "POST", "/.certgate/login", host=SECURE, headers={"Accept": "text/html",
+                                                          "Cookie": f"{COOKIE}={first}"},
+        data={"csrf": token, "next": "/", "password": PASSWORD, "code": alice.code()})
+    second = session_cookie(headers)
+    assert second != first
+    assert (await app_get(gateway, second))[0] == 200
+    assert (await app_get(gateway, first))[0] == 401
+    store = await gateway.store()
+    try:
+        assert len(await store.list_sessions("alice")) == 1  # ended in the database too
+    finally:
+        await store.close()

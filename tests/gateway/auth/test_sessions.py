@@ -53,14 +53,12 @@ def test_idle_timeout_is_renewed_by_use_and_absolute_is_not() -> None:
     assert index.lookup(value, "fp-a", NOW + timedelta(minutes=31)) is None
 
 
-def test_kill_by_user_and_by_certificate() -> None:
+def test_the_feed_puts_and_ends_sessions() -> None:
     index = SessionIndex(LIMITS)
-    _, s1 = _session("alice", "fp-a")
-    _, s2 = _session("alice", "fp-a2")
-    b1, s3 = _session("bob", "fp-b")
-    for s in (s1, s2, s3):
-        index.put(s)
-    assert sorted(index.drop_where(fingerprint="fp-a")) == [s1.id_hash]
-    assert sorted(index.drop_where(user="alice")) == [s2.id_hash]
-    assert index.lookup(b1, "fp-b", NOW) is not None and len(index) == 1
-    assert index.drop(s3.id_hash) == s3 and index.drop(s3.id_hash) is None
+    value, session = _session("alice", "fp-a")
+    index.apply(session.id_hash, session)  # created on another node
+    assert index.lookup(value, "fp-a", NOW) == session
+    index.apply(session.id_hash, None)  # ended there (kill, logout, revocation)
+    assert index.lookup(value, "fp-a", NOW) is None and len(index) == 0
+    index.put(session)
+    assert index.drop(session.id_hash) == session and index.drop(session.id_hash) is None
