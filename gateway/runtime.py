@@ -45,6 +45,7 @@ from gateway.lifecycle import background
 from gateway.ops.exposure import exposure
 from gateway.ops.filemodes import check_secret_files, exposed_files
 from gateway.ops.metrics import Metrics
+from gateway.ops.supervise import TaskHealth
 from gateway.store.store import Store
 from policies.model import PolicySet
 
@@ -131,6 +132,8 @@ class Runtime:
     retired: RetiredPools = field(default_factory=RetiredPools)
     guard: Guard | None = None  # the connection limits, set by the server once listening
     tls: ServerTls | None = None  # the public listener's contexts, set by the server
+    # The background loops' health (change follower, CRL re-signer), for /readyz.
+    tasks: list[TaskHealth] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @classmethod
@@ -164,6 +167,7 @@ class Runtime:
                                              sessions=runtime.sessions,
                                              interval=poll_interval,
                                              on_change=runtime._on_change)
+            runtime.tasks.append(runtime.follower.health)
             # The writer drains after its task stops: pushed first, so it runs last.
             stack.push_async_callback(runtime.audit.close)
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))

@@ -3,20 +3,22 @@
 Every quarter second the follower asks for events after the last one it applied,
 re-reads each changed user, certificate or login session and applies it to the
 index (and the session index); revocation
-thus reaches every node within a second. If the database is unreachable the
-gateway keeps serving from memory (a revoked certificate stays revoked, it never
-comes back), logs once, and retries with backoff until it recovers.
+thus reaches every node within a second. If the database is unreachable, or a
+round fails in any other way (a driver error the store does not classify, a
+bug), the gateway keeps serving from memory (a revoked certificate stays revoked,
+it never comes back), logs once, and retries with backoff until it recovers
+(``gateway.ops.supervise``); ``health`` tells ``/readyz`` and the metrics.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from gateway.auth.sessions import SessionIndex
 from gateway.identity.index import CertificateIndex
-from gateway.store.errors import NotFoundError, StoreError
+from gateway.ops.supervise import TaskHealth, keep_running
+from gateway.store.errors import NotFoundError
 from gateway.store.store import Store
 
 log = logging.getLogger("certgate.events")
@@ -34,7 +36,15 @@ class EventFollower:
         self.last_event_id = after_id
         self._interval = interval
         self._on_change = on_change
-        self.healthy = True
+        # Stuck: no successful round in 30 s, though one is due every quarter second.
+        self.health = TaskHealth(
+            "change follower", stuck_after=max(30.0, interval * 40),
+            while_failing="serving from memory; changes made elsewhere wait until it recovers")
+
+    @property
+    def healthy(self) -> bool:
+        """False while rounds fail (the database is unreachable, or worse)."""
+        return not self.health.failing
 
     async def poll_once(self) -> int:
         events = await self._store.events_after(self.last_event_id)
@@ -63,15 +73,8 @@ class EventFollower:
         return len(events)
 
     async def run(self) -> None:
-        backoff = self._interval
-        while True:
-            try:
-                await self.poll_once()
-                if not self.healthy:
-                    log.warning("database reachable again; following changes")
-                self.healthy, backoff = True, self._interval
-            except StoreError as exc:
-                if self.healthy:
-                    log.error("database unreachable, serving from memory: %s", exc)
-                self.healthy, backoff = False, min(backoff * 2, 2.0)
-            await asyncio.sleep(backoff)
+        async def round_() -> None:
+            await self.poll_once()
+
+        await keep_running(self.health, round_, interval=self._interval, max_backoff=2.0,
+                           round_timeout=30.0, log=log)

@@ -1,16 +1,20 @@
-"""The change follower on a real SQLite store: mutations reach the index, an outage
-keeps the index as it was, and the follower catches up once the database is back."""
+"""The change follower on a real SQLite store (and PostgreSQL when there is one):
+mutations reach the index, an outage keeps the index as it was, and the follower
+catches up once the database is back."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.identity.follower import EventFollower
 from gateway.identity.index import CertificateIndex, Identity
@@ -19,6 +23,7 @@ from gateway.store.errors import DatabaseUnavailableError
 from gateway.store.records import CertRecord, CertStatus
 from gateway.store.store import Store
 from policies.model import Reason
+from tests.conftest import PG_ENV, _create_pg_database, _drop_pg_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ALICE_FP, BOB_FP = "a1" * 32, "b0" * 32
@@ -153,3 +158,46 @@ async def test_outage_keeps_the_index_and_the_follower_catches_up(feed: Feed) ->
         assert len(feed.index) == 2
 
 
+
+
+async def test_postgresql_refusing_connections_is_survived_and_caught_up() -> None:
+    """Issue 11's operator experiment: the database refuses connections (its
+    backends terminated) and comes back. asyncpg's refusal is not a StoreError;
+    the follower must survive it, say so, and apply the revocation made after."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    url, name = await _create_pg_database(base)
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    store = await Store.open(url)
+    try:
+        await store.add_user("alice", groups=["staff"])
+        await store.add_certificate(cert(0xA1, "alice", ALICE_FP))
+        snapshot = await store.identity_snapshot()
+        index = CertificateIndex.from_snapshot(snapshot)
+        follower = EventFollower(store, index, after_id=snapshot.last_event_id, interval=0.01)
+        async with running(follower):
+            await until(lambda: follower.health.last_success is not None)
+            async with admin.connect() as conn:
+                await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+                await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        "WHERE datname = :name"), {"name": name})
+            await until(lambda: not follower.healthy, timeout=10)
+            assert follower.health.running and follower.health.problem() is not None
+            assert isinstance(index.resolve(ALICE_FP, datetime.now(UTC)), Identity)
+
+            async with admin.connect() as conn:
+                await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            other = await Store.open(url, migrate=False)
+            try:
+                await other.revoke_certificate(0xA1, reason="keyCompromise", at=NOW)
+            finally:
+                await other.close()
+            await until(lambda: follower.healthy and index.resolve(ALICE_FP, datetime.now(UTC))
+                        is Reason.CERTIFICATE_REVOKED, timeout=10)
+    finally:
+        await store.close()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        await admin.dispose()
+        await _drop_pg_database(base, name)
