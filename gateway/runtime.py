@@ -46,6 +46,7 @@ from gateway.ops.exposure import exposure
 from gateway.ops.filemodes import check_secret_files, exposed_files
 from gateway.ops.metrics import Metrics
 from gateway.ops.supervise import TaskHealth
+from gateway.store.notify import ChangeListener, is_postgresql
 from gateway.store.store import Store
 from policies.model import PolicySet
 
@@ -166,8 +167,14 @@ class Runtime:
             runtime.follower = EventFollower(store, index, after_id=snapshot.last_event_id,
                                              sessions=runtime.sessions,
                                              interval=poll_interval,
-                                             on_change=runtime._on_change)
+                                             on_change=runtime._on_change,
+                                             gaps=snapshot.gaps)
             runtime.tasks.append(runtime.follower.health)
+            if is_postgresql(config.database_url):
+                listener = ChangeListener(config.database_url, runtime.follower.wake.set)
+                runtime.follower.listening = listener.listening
+                runtime.tasks.append(listener.health)
+                await stack.enter_async_context(background(listener.run(), "listener"))
             # The writer drains after its task stops: pushed first, so it runs last.
             stack.push_async_callback(runtime.audit.close)
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
