@@ -17,6 +17,7 @@ are closed at the latest by ``stop``. Nothing here runs per request except
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -39,13 +40,14 @@ from gateway.http.guard import Guard
 from gateway.http.routing import Router
 from gateway.http.tls import ServerTls, build_server_context
 from gateway.http.upstream import RetiredPools, UpstreamPool
+from gateway.http.wsauth import recheck
 from gateway.identity.follower import EventFollower
-from gateway.identity.index import CertificateIndex, Identity
+from gateway.identity.index import CertificateIndex
 from gateway.lifecycle import background
 from gateway.ops.exposure import exposure
 from gateway.ops.filemodes import check_secret_files, exposed_files
 from gateway.ops.metrics import Metrics
-from gateway.ops.supervise import TaskHealth
+from gateway.ops.supervise import TaskHealth, keep_running
 from gateway.store.notify import ChangeListener, is_postgresql
 from gateway.store.store import Store
 from policies.model import PolicySet
@@ -135,6 +137,8 @@ class Runtime:
     tls: ServerTls | None = None  # the public listener's contexts, set by the server
     # The background loops' health (change follower, CRL re-signer), for /readyz.
     tasks: list[TaskHealth] = field(default_factory=list)
+    # Set to have open WebSockets judged again at once (after a reload).
+    websocket_check: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @classmethod
@@ -179,6 +183,8 @@ class Runtime:
             stack.push_async_callback(runtime.audit.close)
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
             await stack.enter_async_context(background(runtime.follower.run(), "follower"))
+            await stack.enter_async_context(background(
+                runtime._keep_websockets_authorised(), "websocket-reauth"))
             runtime.metrics.certificates.set(len(index))
             runtime._stack = stack.pop_all()
         return runtime
@@ -197,17 +203,38 @@ class Runtime:
     async def _on_change(self, fingerprints: set[str], kinds: set[str]) -> None:
         """Revocations and user changes: drop cached tokens, close affected WebSockets."""
         self.state.signer.forget(fingerprints)
-        closed = 0
-        for fp in fingerprints:
-            if not isinstance(self.index.resolve(fp, self.clock()), Identity):
-                closed += await self.websockets.close({fp}, code=1008,
-                                                      message=b"certificate no longer valid")
-        if closed:
-            self.log.info("closed %d WebSocket(s) after a revocation", closed)
+        if kinds & {"cert", "user", "session"}:
+            await self.recheck_websockets("a change")
         if "crl" in kinds:
             latest = await self.store.latest_crl()
             self.crl_der = latest[3] if latest else self.crl_der
         self.metrics.certificates.set(len(self.index))
+
+    async def recheck_websockets(self, why: str) -> int:
+        """Close the open WebSockets that would not be admitted now (1008)."""
+        closed = await recheck(self.websockets, self.state, self.index, self.sessions,
+                               self.clock())
+        if closed:
+            self.log.info("closed %d WebSocket(s) that lost access after %s", closed, why)
+        return closed
+
+    async def _keep_websockets_authorised(self) -> None:
+        """Every ``auth.websocket_reauth`` and at once after a reload: recheck."""
+        async def round_() -> float:
+            await self.recheck_websockets("a periodic check")
+            return self.state.config.auth.websocket_reauth.total_seconds()
+
+        async def sleep(delay: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self.websocket_check.wait()
+            self.websocket_check.clear()
+
+        period = self.state.config.auth.websocket_reauth.total_seconds()
+        self.tasks.append(health := TaskHealth("WebSocket re-authoriser",
+                                               stuck_after=3 * period + 30))
+        await keep_running(health, round_, interval=period, max_backoff=period,
+                           round_timeout=60.0, log=self.log, sleep=sleep)
 
     def secret_box(self) -> SecretBox | None:
         """The secrets key, loaded on first use after start if `totp-enroll` made it."""
@@ -234,6 +261,7 @@ class Runtime:
         if self.tls is not None:
             self.tls.use(new_state.tls_context, config.tls)
         self.sessions.limits = session_limits(config)
+        self.websocket_check.set()  # open WebSockets are judged by the new policy now
         self.metrics.reloads.labels("applied").inc()
         self.log.warning("config reloaded from %s: %d app(s)", config_path, len(config.apps))
         # Requests in flight keep the old pools until they finish; stop closes them.
