@@ -232,6 +232,8 @@ class Config(_Section):
     workers: int = Field(default=1, ge=1, le=64)
     public_hostnames: tuple[str, ...] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # JSON lines for a collector, text for a terminal; "auto" picks by standard error.
+    log_format: Literal["auto", "json", "text"] = "auto"
     tls: TlsConfig
     pki: PkiConfig
     assertion: AssertionConfig

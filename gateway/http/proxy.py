@@ -123,7 +123,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         out.status = response.status
         return response
     except ForwardError as exc:
-        runtime.log.warning("ref %s: %s", out.reference, exc.detail)
+        runtime.log.warning("ref %s: %s", out.reference, exc.detail,
+                            extra={"reference": out.reference})
         response = _refuse(request, out, exc.status, exc.reason, exc.limit)
         if exc.status >= 500:
             out.verdict = Verdict.ERROR
