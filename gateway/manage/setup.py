@@ -164,8 +164,9 @@ def add_missing_keys(config: Config) -> list[AddedKey]:
         try:
             created = key.create(path)
         except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename and exc.filename != str(path) else ""
             raise ManageError(f"cannot write the {key.name} {path}: "
-                              f"{exc.strerror or exc}") from None
+                              f"{exc.strerror or exc}{where}") from None
         if created:
             added.append(AddedKey(key, path))
     return added
