@@ -44,17 +44,13 @@ def second_factor_text(rule: Rule, request: AccessRequest) -> str:
     """What ``rule`` asks of the second factor, and what the person has."""
     if not rule.mfa_required:
         return "not needed: the certificate alone is enough for this rule"
-    age = last_totp_age(request)
-    if rule.mfa_max_age is None:
-        needs = "needs a sign-in with password and a TOTP code"
-        has = "no session yet" if age is None else f"signed in {span(age)} ago"
-    else:
-        needs = f"needs a TOTP newer than {span(rule.mfa_max_age)}"
-        if age is None:
-            needs = (f"needs a sign-in with password and a TOTP code newer than "
-                     f"{span(rule.mfa_max_age)}")
-        has = "no session yet" if age is None else f"last one {span(age)} ago"
-    return f"{needs}; {has}"
+    age, limit = last_totp_age(request), rule.mfa_max_age
+    if age is None:
+        newer = f" newer than {span(limit)}" if limit is not None else ""
+        return f"needs a sign-in with password and a TOTP code{newer}; no session yet"
+    if limit is None:
+        return f"needs a sign-in with password and a TOTP code; signed in {span(age)} ago"
+    return f"needs a TOTP newer than {span(limit)}; last one {span(age)} ago"
 
 
 def explain_lines(request: AccessRequest, decision: Decision,

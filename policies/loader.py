@@ -61,7 +61,9 @@ def _rule(rule_id: str, spec: RuleSpec, *, ignore_case: bool,
     the rule's own ``mfa``/``mfa_max_age`` where it sets them, else the app's."""
     mfa_required, mfa_max_age = False, None
     if app is not None:
-        mfa_required = (spec.mfa or ("required" if spec.mfa_max_age else app.mfa)) == "required"
+        # A rule's mfa_max_age without its own mfa counts only under an app with
+        # mfa: required (the schema refuses it anywhere else).
+        mfa_required = (spec.mfa or app.mfa) == "required"
         if mfa_required:
             mfa_max_age = spec.mfa_max_age or app.mfa_max_age
     return Rule(
