@@ -65,7 +65,7 @@ async def serve_node(config: Path, cwd: Path) -> AsyncIterator[Node]:
     assert proc.stdout is not None
     node = Node(proc, log, asyncio.create_task(_reader(proc.stdout, log)))
     try:
-        line = await node.wait_log(r"certgate ready", timeout=30)
+        line = await asyncio.wait_for(_ready(node), 30)
         node.port = int(re.search(r"public https://127.0.0.1:(\d+)", line).group(1))  # type: ignore[union-attr]
         node.pki_port = int(re.search(r"pki http://127.0.0.1:(\d+)", line).group(1))  # type: ignore[union-attr]
         yield node
@@ -78,6 +78,19 @@ async def serve_node(config: Path, cwd: Path) -> AsyncIterator[Node]:
                 proc.kill()
                 await proc.wait()
         node.reader.cancel()
+
+
+async def _ready(node: Node) -> str:
+    """The "certgate ready" line; a process that ends its output first fails the test
+    with what it said (a config error, say) instead of a timeout."""
+    while True:
+        for line in node.log:
+            if "certgate ready" in line:
+                return line
+        if node.reader.done():
+            raise AssertionError("certgate serve stopped before it was ready:\n"
+                                 + "".join(node.log))
+        await asyncio.sleep(0.05)
 
 
 @dataclass
