@@ -106,9 +106,10 @@ def load_secrets(config: Config, logger: logging.Logger) -> SecretBox | None:
     """The secrets key if there is one; a missing key only disables the TOTP login."""
     path = config.auth.secrets_key
     if not path.exists():
-        if any(app.mfa == "required" for app in config.apps):
-            logger.warning("no secrets key at %s: apps with mfa: required are refused until "
-                           "`certgate user totp-enroll` (or `init`) creates it", path)
+        if any(app.may_need_mfa for app in config.policy_set.apps.values()):
+            logger.warning("no secrets key at %s: requests that need the second factor are "
+                           "refused until `certgate init --data-dir %s` adds it", path,
+                           config.file.parent)
         return None
     return load_secret_box(path)
 

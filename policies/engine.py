@@ -3,7 +3,9 @@
 Pure and small, because it runs on every request: a host lookup in a dict, then
 the app's deny rules, then its allow rules, each a handful of set and regex checks
 precompiled at load time. Deny by default: no app or no matching allow rule means
-deny, with a named reason and the id of the rule that decided.
+deny, with a named reason and the id of the rule that decided. The allow rule that
+matched says whether the second factor is needed and how fresh (its own setting or
+its app's, resolved at load time).
 
 No I/O, no clock reads (the caller passes ``now``), no await, no logging.
 """
@@ -55,9 +57,10 @@ def _first_match(rules: tuple[Rule, ...], request: AccessRequest) -> Rule | None
 
 
 def _mfa(app: AppPolicy, rule: Rule, request: AccessRequest) -> Decision:
+    # The rule carries its app's setting unless it overrides it (resolved at load time).
     if request.mfa_at is None:
         return Decision(Effect.NEED_MFA, Reason.MFA_REQUIRED, app.name, rule.id)
-    if app.mfa_max_age is not None and request.now - request.mfa_at > app.mfa_max_age:
+    if rule.mfa_max_age is not None and request.now - request.mfa_at > rule.mfa_max_age:
         return Decision(Effect.NEED_MFA, Reason.MFA_TOO_OLD, app.name, rule.id)
     return Decision(Effect.ALLOW, Reason.ALLOWED, app.name, rule.id)
 
@@ -73,6 +76,6 @@ def evaluate(policy_set: PolicySet, request: AccessRequest) -> Decision:
     allowed = _first_match(app.allow, request)
     if allowed is None:
         return Decision(Effect.DENY, Reason.NO_MATCHING_ALLOW_RULE, app.name)
-    if app.mfa_required:
+    if allowed.mfa_required:
         return _mfa(app, allowed, request)
     return Decision(Effect.ALLOW, Reason.ALLOWED, app.name, allowed.id)

@@ -55,7 +55,17 @@ def _window(spec: HoursSpec) -> TimeWindow:
     return TimeWindow(parse_days(spec.days), spec.start, spec.end, ZoneInfo(spec.tz))
 
 
-def _rule(rule_id: str, spec: RuleSpec, *, ignore_case: bool) -> Rule:
+def _rule(rule_id: str, spec: RuleSpec, *, ignore_case: bool,
+          app: AppPolicySpec | None = None) -> Rule:
+    """Compile one rule; an allow rule (``app`` given) also gets its second factor:
+    the rule's own ``mfa``/``mfa_max_age`` where it sets them, else the app's."""
+    mfa_required, mfa_max_age = False, None
+    if app is not None:
+        # A rule's mfa_max_age without its own mfa counts only under an app with
+        # mfa: required (the schema refuses it anywhere else).
+        mfa_required = (spec.mfa or app.mfa) == "required"
+        if mfa_required:
+            mfa_max_age = spec.mfa_max_age or app.mfa_max_age
     return Rule(
         id=rule_id,
         everyone=spec.everyone,
@@ -67,20 +77,24 @@ def _rule(rule_id: str, spec: RuleSpec, *, ignore_case: bool) -> Rule:
         networks=tuple(ipaddress.ip_network(n) for n in spec.source_networks)
         if spec.source_networks is not None else None,
         hours=_window(spec.hours) if spec.hours is not None else None,
+        mfa_required=mfa_required,
+        mfa_max_age=mfa_max_age,
     )
 
 
 def build_app_policy(spec: AppPolicySpec) -> AppPolicy:
     fold = spec.path_case == "insensitive"
+    allow = tuple(_rule(f"{spec.name}.allow[{i}]", r, ignore_case=fold, app=spec)
+                  for i, r in enumerate(spec.allow))
     return AppPolicy(
         name=spec.name,
         host=spec.host,
-        allow=tuple(_rule(f"{spec.name}.allow[{i}]", r, ignore_case=fold)
-                    for i, r in enumerate(spec.allow)),
+        allow=allow,
         deny=tuple(_rule(f"{spec.name}.deny[{i}]", r, ignore_case=fold)
                    for i, r in enumerate(spec.deny)),
         mfa_required=spec.mfa == "required",
         mfa_max_age=spec.mfa_max_age,
+        may_need_mfa=any(rule.mfa_required for rule in allow),
     )
 
 

@@ -181,7 +181,12 @@ class PathMatcher:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A compiled rule; ``None`` means "no condition on this"."""
+    """A compiled rule; ``None`` means "no condition on this".
+
+    ``mfa_required`` and ``mfa_max_age`` are what the second factor must be for a
+    request this (allow) rule admits, resolved at load time from the rule's own
+    settings and its app's, so the engine never looks further than the rule.
+    """
 
     id: str
     everyone: bool
@@ -191,6 +196,8 @@ class Rule:
     paths: PathMatcher | None
     networks: tuple[IPNetwork, ...] | None
     hours: TimeWindow | None
+    mfa_required: bool = False
+    mfa_max_age: timedelta | None = None
 
 
 # RFC 9110 methods (without TRACE and CONNECT, which a gateway has no business
@@ -206,12 +213,19 @@ KNOWN_METHODS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class AppPolicy:
+    """One app's rules; ``mfa_required``/``mfa_max_age`` are the app's own defaults.
+
+    ``may_need_mfa`` is true when the app or any of its allow rules asks for the
+    second factor: the request path reads the session cookie only then.
+    """
+
     name: str
     host: str
     allow: tuple[Rule, ...]
     deny: tuple[Rule, ...]
     mfa_required: bool
     mfa_max_age: timedelta | None
+    may_need_mfa: bool
 
 
 @dataclass(frozen=True)

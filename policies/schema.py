@@ -1,7 +1,8 @@
 """The policy part of the config file, as strict pydantic specs.
 
 ``RuleSpec`` and ``AppPolicySpec`` validate what an admin writes (unknown keys,
-bad networks, bad time zones and empty rules are refused with a reason); the
+bad networks, bad time zones, empty rules and second-factor settings that cannot
+apply are refused with a reason); the
 gateway's config extends ``AppPolicySpec`` with how to reach each app.
 ``policies.loader`` compiles validated specs into the engine's model.
 
@@ -127,10 +128,17 @@ def _network(text: str) -> str:
 Method = Annotated[str, AfterValidator(_method)]
 PathPattern = Annotated[str, AfterValidator(_path_pattern)]
 Network = Annotated[str, AfterValidator(_network)]
+OptionalDuration = Annotated[timedelta, BeforeValidator(duration_from_value)] | None
+MfaSetting = Literal["none", "required"]
 
 
 class RuleSpec(_Spec):
-    """One allow or deny rule: every condition given must match."""
+    """One allow or deny rule: every condition given must match.
+
+    An allow rule may override its app's second factor for the requests it admits:
+    ``mfa: none`` (the certificate alone), ``mfa: required``, and ``mfa_max_age``
+    (how recent the TOTP must be; unset, the app's applies). ``None`` = the app's.
+    """
 
     everyone: bool = False
     users: tuple[str, ...] | None = None
@@ -139,6 +147,8 @@ class RuleSpec(_Spec):
     paths: tuple[PathPattern, ...] | None = None
     source_networks: tuple[Network, ...] | None = None
     hours: HoursSpec | None = None
+    mfa: MfaSetting | None = None
+    mfa_max_age: OptionalDuration = None
 
     @field_validator("users", "groups", "methods", "paths", "source_networks")
     @classmethod
@@ -146,6 +156,24 @@ class RuleSpec(_Spec):
         if value is not None and not value:
             raise ValueError("the list is empty; leave the key out instead")
         return value
+
+    @field_validator("mfa_max_age")
+    @classmethod
+    def _positive_age(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("mfa_max_age must be greater than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _age_needs_mfa(self) -> RuleSpec:
+        if self.mfa == "none" and self.mfa_max_age is not None:
+            raise ValueError("mfa_max_age is set but this rule says mfa: none; "
+                             "drop one of the two")
+        return self
+
+    @property
+    def sets_mfa(self) -> bool:
+        return self.mfa is not None or self.mfa_max_age is not None
 
     @property
     def names_people(self) -> bool:
@@ -169,9 +197,6 @@ def is_hostname(name: str) -> bool:
     return bool(_HOST_RE.match(name.lower().rstrip(".")))
 
 
-OptionalDuration = Annotated[timedelta, BeforeValidator(duration_from_value)] | None
-
-
 class AppPolicySpec(_Spec):
     """Who may use one application, and whether it needs a second factor."""
 
@@ -179,7 +204,7 @@ class AppPolicySpec(_Spec):
     host: str
     allow: tuple[RuleSpec, ...] = ()
     deny: tuple[RuleSpec, ...] = ()
-    mfa: Literal["none", "required"] = "none"
+    mfa: MfaSetting = "none"
     mfa_max_age: OptionalDuration = None
     # How the app's server reads paths, so the policy judges what it will route:
     # "allow" accepts ';' parameters (judged without them); "insensitive" matches
@@ -225,6 +250,9 @@ class AppPolicySpec(_Spec):
         for rule in value:
             if not rule.has_conditions:
                 raise ValueError("a deny rule must name at least one condition")
+            if rule.sets_mfa:
+                raise ValueError("a deny rule cannot set mfa or mfa_max_age; they belong "
+                                 "on the app or on an allow rule")
         return value
 
     @model_validator(mode="after")
@@ -247,4 +275,9 @@ class AppPolicySpec(_Spec):
                 raise ValueError("mfa_max_age is set but mfa is not 'required'")
             if self.mfa_max_age <= timedelta(0):
                 raise ValueError("mfa_max_age must be greater than zero")
+        for i, rule in enumerate(self.allow):
+            if rule.mfa is None and rule.mfa_max_age is not None and self.mfa != "required":
+                raise ValueError(
+                    f"allow[{i}] sets mfa_max_age, but neither the rule nor the app has "
+                    "mfa: required; add mfa: required to the rule or to the app")
         return self

@@ -2,6 +2,9 @@
 
 Parses and checks the options, gets the CA passphrase (file, environment or
 prompt), calls ``gateway.manage.setup.create_data_dir`` and prints the next steps.
+On an existing install (the directory holds a config) it overwrites nothing: it
+adds the keys a newer version needs that are missing (``setup.KEY_FILES``) and says
+which, or refuses when none is missing.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from pathlib import Path
 import click
 
 from gateway.cli.common import CliError, now, read_secret_argument, run, warn
-from gateway.config import HostPort
+from gateway.config import HostPort, load_config
 from gateway.manage import setup
 from gateway.manage.errors import ManageError
 from gateway.manage.setup import CONFIG_NAME, DataDir, SetupRequest
@@ -22,14 +25,16 @@ EXAMPLES
   certgate init --data-dir /var/lib/certgate --hostname gw.example.com
   certgate init --data-dir ./gw --hostname gw.example.com --hostname 203.0.113.7 \\
       --ca-name "Example Corp" --ca-passphrase-file /root/ca-pass --key-type rsa3072
+  certgate init --data-dir /var/lib/certgate     # an existing install: add missing keys
 """
 
 
 @click.command("init", epilog=_EPILOG)
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory to create (CA, keys, config, database).")
-@click.option("--hostname", "hostnames", multiple=True, required=True,
-              help="Public name of the gateway (repeatable); the first names the CRL/OCSP URLs.")
+@click.option("--hostname", "hostnames", multiple=True,
+              help="Public name of the gateway (repeatable); the first names the CRL/OCSP URLs. "
+                   "Required for a new data directory.")
 @click.option("--ca-name", default="certgate", show_default=True,
               help="Organisation name used in the CA certificates.")
 @click.option("--key-type", type=click.Choice(["ec-p256", "rsa3072"]), default="ec-p256",
@@ -46,7 +51,18 @@ EXAMPLES
 def init(data_dir: Path, hostnames: tuple[str, ...], ca_name: str, key_type: KeyType,
          ca_passphrase_file: Path | None, no_ca_passphrase: bool, listen: str,
          pki_url: str | None) -> None:
-    """Create a CA, the gateway's certificate and keys, a config and a database."""
+    """Create a CA, the gateway's certificate and keys, a config and a database.
+
+    On an existing install, add the keys it lacks (such as the secrets key that seals
+    TOTP secrets) and change nothing else.
+    """
+    resolved = data_dir.expanduser().resolve()
+    if setup.is_installed(resolved):
+        _complete(resolved)
+        return
+    if not hostnames:
+        raise click.UsageError("Missing option '--hostname': a new data directory needs the "
+                               "gateway's public name")
     for name in hostnames:
         if not setup.is_host(name):
             raise click.BadParameter(f"'{name}' is not a hostname or IP address",
@@ -61,7 +77,7 @@ def init(data_dir: Path, hostnames: tuple[str, ...], ca_name: str, key_type: Key
         raise click.BadParameter(str(exc), param_hint="--pki-url") from None
     if ca_passphrase_file and no_ca_passphrase:
         raise click.UsageError("--ca-passphrase-file and --no-ca-passphrase exclude each other")
-    data_dir = data_dir.expanduser().resolve()
+    data_dir = resolved
     setup.refuse_existing(data_dir)
 
     passphrase: bytes | None = None
@@ -89,9 +105,26 @@ def init(data_dir: Path, hostnames: tuple[str, ...], ca_name: str, key_type: Key
                f"{'encrypted' if made.encrypted else 'NOT encrypted'})")
     click.echo(f"  server cert   {made.server_cert} for {', '.join(hostnames)}")
     click.echo(f"  config        {made.config}")
+    config = load_config(made.config)
+    for key in setup.KEY_FILES:
+        click.echo(f"  {key.name:<13} {key.path(config)} ({key.purpose})")
     click.echo(f"  database      {made.database}")
     click.echo("next steps:")
     click.echo(f"  export CERTGATE_CONFIG={made.path / CONFIG_NAME}")
     click.echo("  certgate user add alice --email alice@example.com --group staff")
     click.echo("  certgate cert issue alice --out alice.p12")
     click.echo("  move ca/root-key.pem offline: see `certgate ca export-root --help`")
+
+
+def _complete(data_dir: Path) -> None:
+    """An existing install: add the missing keys, touch nothing else, say what happened."""
+    added = setup.complete_data_dir(data_dir)
+    if not added:
+        names = ", ".join(key.name for key in setup.KEY_FILES)
+        raise CliError(f"{data_dir} is already set up and has every key init makes ({names}); "
+                       "nothing was changed: init never overwrites an existing install")
+    click.echo(f"{data_dir} is already set up; init overwrites nothing there. "
+               "Added what was missing:")
+    for item in added:
+        click.echo(f"  {item.key.name:<13} {item.path} (0600; {item.key.purpose})")
+    click.echo("Everything else (config, CA, certificates, other keys, database) is as it was.")

@@ -151,7 +151,7 @@ def admit(facts: Facts, state: Tables, index: CertificateIndex, sessions: Sessio
     #    certificate, within its idle and absolute lifetimes).
     session = None
     policy = state.policy_set.apps.get(host)
-    if policy is not None and policy.mfa_required and facts.cookie_header:
+    if policy is not None and policy.may_need_mfa and facts.cookie_header:
         session = sessions.lookup(cookie_value(facts.cookie_header), resolved.fingerprint, now)
     decision = evaluate(state.policy_set, AccessRequest(
         host=host, method=facts.method, path=judged_path(path), user=resolved.user,

@@ -1,5 +1,5 @@
 """Second-factor use-cases: enroll a TOTP authenticator, reset it, new recovery codes,
-unlock a locked-out user, list and end login sessions.
+unlock a locked-out user, list and end login sessions, a user's last TOTP.
 
 The TOTP secret is sealed with the data dir's secrets key (created here, 0600,
 if ``init`` has not made one yet) before it reaches the store; recovery codes are
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from gateway.auth.recovery import hash_recovery_code, new_recovery_codes
 from gateway.auth.secretbox import create_key_file, load_secret_box
@@ -85,6 +86,17 @@ async def list_sessions(store: Store, user: str | None = None) -> list[SessionRe
     if user is not None:
         await store.get_user(user)
     return await store.list_sessions(user)
+
+
+async def last_totp_at(store: Store, user: str, *, at: datetime, idle: timedelta,
+                       absolute: timedelta) -> datetime | None:
+    """When ``user`` last gave a TOTP (or recovery) code in a session still live ``at``:
+    the newest one over their sessions (each bound to one certificate); None if none."""
+    await store.get_user(user)
+    times = [s.mfa_at for s in await store.list_sessions(user)
+             if s.mfa_at is not None and s.created_at <= at and s.mfa_at <= at
+             and at - s.last_seen <= idle and at - s.created_at <= absolute]
+    return max(times, default=None)
 
 
 async def end_sessions(store: Store, *, session_id: str | None = None,

@@ -2,7 +2,9 @@
 
 Everything is built in a staging directory and moved into place only once the
 database and its first CRL are ready, so a failure leaves no half-made CA behind.
-Refuses to touch a directory that already holds a CA or a config.
+Refuses to touch a directory that already holds a CA or a config; on an existing
+install (one with a config) it only adds the keys of ``KEY_FILES`` that are
+missing, at the paths that config names, and never replaces one.
 
 Takes plain values (the passphrase itself, not where it comes from) and returns
 what it made. Never prompts, prints or exits; refuses with ``ManageError``.
@@ -15,6 +17,7 @@ import ipaddress
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +25,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.auth.assertion import generate_assertion_key
-from gateway.config import load_config
+from gateway.auth.secretbox import create_key_file
+from gateway.config import Config, load_config
 from gateway.manage.crl import publish_crl
 from gateway.manage.errors import ManageError
 from gateway.store.db import sqlite_url
@@ -128,6 +132,56 @@ class DataDir:
         return self.path / DATABASE_NAME
 
 
+@dataclass(frozen=True, slots=True)
+class KeyFile:
+    """A key every install needs, which ``init`` makes and adds to an install without it."""
+
+    name: str  # for people: "secrets key"
+    purpose: str  # what it is for, in a few words
+    path: Callable[[Config], Path]  # where the config puts it
+    create: Callable[[Path], bool]  # a new key at the path (0600) unless one is there
+
+
+# The keys `init` makes and, on an existing install, adds where missing. A new kind
+# of key (a newer version's) is one more line here.
+KEY_FILES: tuple[KeyFile, ...] = (
+    KeyFile("secrets key", "seals the TOTP secrets", lambda c: c.auth.secrets_key,
+            create_key_file),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AddedKey:
+    key: KeyFile
+    path: Path
+
+
+def add_missing_keys(config: Config) -> list[AddedKey]:
+    """Create each of ``KEY_FILES`` that is missing (0600); an existing one stays as it is."""
+    added = []
+    for key in KEY_FILES:
+        path = key.path(config)
+        try:
+            created = key.create(path)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename and exc.filename != str(path) else ""
+            raise ManageError(f"cannot write the {key.name} {path}: "
+                              f"{exc.strerror or exc}{where}") from None
+        if created:
+            added.append(AddedKey(key, path))
+    return added
+
+
+def is_installed(data_dir: Path) -> bool:
+    """True for a data directory that already holds a config (an existing install)."""
+    return (data_dir / CONFIG_NAME).exists()
+
+
+def complete_data_dir(data_dir: Path) -> list[AddedKey]:
+    """Add the keys an existing install lacks, where its config puts them; nothing else."""
+    return add_missing_keys(load_config(data_dir / CONFIG_NAME))
+
+
 def is_host(name: str) -> bool:
     """A DNS name or an IP address the server certificate can name."""
     try:
@@ -171,6 +225,7 @@ async def create_data_dir(request: SetupRequest, *, now: datetime) -> DataDir:
         # The database lives at the final path; create it and the first CRL before
         # any file moves into place, so a database failure leaves nothing behind.
         config = load_config(stage / CONFIG_NAME)
+        await asyncio.to_thread(add_missing_keys, config)  # in the stage, as the config says
         ca = load_ca(stage / "ca", request.passphrase)
         store = await Store.open(sqlite_url(data_dir / DATABASE_NAME))
         try:

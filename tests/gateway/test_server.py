@@ -1,8 +1,12 @@
-"""`certgate serve` as a real process: memory under big streams, reload, drain, OCSP."""
+"""`certgate serve` as a real process: memory under big streams, reload, drain, OCSP.
+
+``serve_node`` starts one such process for any test (several share a database in
+``tests/gateway/auth/test_lockout_nodes.py``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -11,7 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -26,24 +30,14 @@ CERTGATE = [sys.executable, "-m", "gateway.cli.main"]
 
 
 @dataclass
-class Served:
+class Node:
+    """One `certgate serve` process, its output as it arrives, and its ports."""
+
     proc: asyncio.subprocess.Process
-    config: Path
-    port: int
-    pki_port: int
-    data_dir: Path
-    certs: dict[str, tuple[Path, Path]]
-    seen: Seen
     log: list[str]
     reader: asyncio.Task[None]
-    arrived: dict[str, asyncio.Event]  # upstream path -> set when a request for it arrives
-
-    def ssl(self, user: str = "alice") -> object:
-        import ssl
-
-        ctx = ssl.create_default_context(cafile=str(self.data_dir / "ca" / "root.pem"))
-        ctx.load_cert_chain(*[str(p) for p in self.certs[user]])
-        return ctx
+    port: int = 0
+    pki_port: int = 0
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -59,6 +53,62 @@ class Served:
                         return line
                 await asyncio.sleep(0.05)
         return await asyncio.wait_for(scan(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def serve_node(config: Path, cwd: Path) -> AsyncIterator[Node]:
+    """Start `certgate serve` with ``config``, yield it once it says it is ready (its
+    ports read from that line), and stop it by its PID (SIGTERM, then SIGKILL)."""
+    proc = await asyncio.create_subprocess_exec(
+        *CERTGATE, "--config", str(config), "serve", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, cwd=str(cwd))
+    log: list[str] = []
+    assert proc.stdout is not None
+    node = Node(proc, log, asyncio.create_task(_reader(proc.stdout, log)))
+    try:
+        line = await asyncio.wait_for(_ready(node), 30)
+        node.port = int(re.search(r"public https://127.0.0.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+        node.pki_port = int(re.search(r"pki http://127.0.0.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+        yield node
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 40)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        node.reader.cancel()
+
+
+async def _ready(node: Node) -> str:
+    """The "certgate ready" line; a process that ends its output first fails the test
+    with what it said (a config error, say) instead of a timeout."""
+    while True:
+        for line in node.log:
+            if "certgate ready" in line:
+                return line
+        if node.reader.done():
+            raise AssertionError("certgate serve stopped before it was ready:\n"
+                                 + "".join(node.log))
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Served(Node):
+    config: Path = Path()
+    data_dir: Path = Path()
+    certs: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    seen: Seen = field(default_factory=Seen)
+    # upstream path -> set when a request for it arrives
+    arrived: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def ssl(self, user: str = "alice") -> object:
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=str(self.data_dir / "ca" / "root.pem"))
+        ctx.load_cert_chain(*[str(p) for p in self.certs[user]])
+        return ctx
 
 
 async def _reader(stream: asyncio.StreamReader, sink: list[str]) -> None:
@@ -89,27 +139,12 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     cfg.update(listen="127.0.0.1:0", admin_listen="127.0.0.1:0", pki_listen="127.0.0.1:0",
                apps=app_configs(f"http://127.0.0.1:{up_port}"))
     config.write_text(yaml.safe_dump(cfg))
-    proc = await asyncio.create_subprocess_exec(
-        *CERTGATE, "--config", str(config), "serve", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, cwd=str(tmp_path))
-    log: list[str] = []
-    assert proc.stdout is not None
-    reader = asyncio.create_task(_reader(proc.stdout, log))
-    served = Served(proc, config, 0, 0, data_dir, certs, seen, log, reader, arrived)
     try:
-        line = await served.wait_log(r"certgate ready", timeout=30)
-        served.port = int(re.search(r"public https://127.0.0.1:(\d+)", line).group(1))  # type: ignore[union-attr]
-        served.pki_port = int(re.search(r"pki http://127.0.0.1:(\d+)", line).group(1))  # type: ignore[union-attr]
-        yield served
+        async with serve_node(config, tmp_path) as node:
+            yield Served(node.proc, node.log, node.reader, node.port, node.pki_port,
+                         config=config, data_dir=data_dir, certs=certs, seen=seen,
+                         arrived=arrived)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 40)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        reader.cancel()
         await runner.cleanup()
 
 

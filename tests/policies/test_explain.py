@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from policies.engine import evaluate
-from policies.explain import decision_to_json, explain_lines
+from policies.explain import decision_to_json, explain_lines, span
 from policies.loader import build_policy_set
 from policies.model import AccessRequest
 from policies.schema import AppPolicySpec
@@ -26,3 +28,14 @@ def test_explain_names_rule_and_reason() -> None:
     data = decision_to_json(request, decision)
     assert (data["decision"], data["reason"], data["rule"], data["app"]) == (
         "deny", "denied-by-rule", "wiki.deny[0]", "wiki")
+
+
+@pytest.mark.parametrize(("delta", "text"), [
+    (timedelta(seconds=0), "0 s"), (timedelta(seconds=59), "59 s"),
+    (timedelta(seconds=90), "1 min"), (timedelta(minutes=22, seconds=40), "22 min"),
+    (timedelta(hours=2), "2 h"), (timedelta(hours=3, minutes=5), "3 h 5 min"),
+    (timedelta(days=1), "1 d"), (timedelta(days=2, minutes=1), "2 d 1 min"),
+    (timedelta(seconds=-5), "0 s"),
+])
+def test_span(delta: timedelta, text: str) -> None:
+    assert span(delta) == text

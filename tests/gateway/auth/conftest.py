@@ -47,6 +47,10 @@ async def alice(gateway: Gateway) -> Alice:
         enrolled = await factors.enroll_totp(store, gateway.runtime.state.config, "alice")
     finally:
         await store.close()
-    clock = Clock(datetime.now(UTC).replace(second=5, microsecond=0))
+    # 5 s into a TOTP step, and never ahead of the real time: the test's own checks
+    # (a JWT's iat, for one) read the real clock.
+    now = datetime.now(UTC)
+    start = now.replace(second=5, microsecond=0)
+    clock = Clock(start if start <= now else start - timedelta(minutes=1))
     gateway.runtime.clock = clock
     return Alice(enrolled.secret, enrolled.recovery_codes, clock)

@@ -13,7 +13,7 @@ from pki.keys import WrongPassphraseError
 from tests.gateway.cli.conftest import Certgate
 
 SECRETS = ["ca/root-key.pem", "ca/issuing-key.pem", "ca/ocsp-key.pem", "tls/server-key.pem",
-           "keys/assertion-es256.pem", "certgate.yaml", "certgate.db"]
+           "keys/assertion-es256.pem", "secrets.key", "certgate.yaml", "certgate.db"]
 
 
 def test_init_creates_everything_with_safe_modes(cg: Certgate) -> None:
@@ -28,6 +28,18 @@ def test_init_creates_everything_with_safe_modes(cg: Certgate) -> None:
 
 
 def test_init_refuses_to_overwrite_and_changes_nothing(cg: Certgate) -> None:
+    before = {p: p.read_bytes() for p in cg.data_dir.rglob("*") if p.is_file()}
+    result = cg("init", "--data-dir", str(cg.data_dir), "--hostname", "x.test",
+                "--no-ca-passphrase", config=False)
+    assert result.code == 1
+    assert result.err.strip() == (
+        f"certgate: {cg.data_dir} is already set up and has every key init makes (secrets "
+        "key); nothing was changed: init never overwrites an existing install")
+    assert {p: p.read_bytes() for p in cg.data_dir.rglob("*") if p.is_file()} == before
+
+
+def test_init_refuses_a_ca_without_a_config(cg: Certgate) -> None:
+    cg.config.unlink()
     before = {p: p.read_bytes() for p in cg.data_dir.rglob("*") if p.is_file()}
     result = cg("init", "--data-dir", str(cg.data_dir), "--hostname", "x.test",
                 "--no-ca-passphrase", config=False)

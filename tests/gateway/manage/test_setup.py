@@ -18,7 +18,7 @@ from pki.ca import load_ca
 from pki.keys import WrongPassphraseError
 
 SECRETS = ["ca/root-key.pem", "ca/issuing-key.pem", "ca/ocsp-key.pem", "tls/server-key.pem",
-           "keys/assertion-es256.pem", "certgate.yaml", "certgate.db"]
+           "keys/assertion-es256.pem", "secrets.key", "certgate.yaml", "certgate.db"]
 
 
 async def test_the_session_data_dir_has_everything_with_safe_modes(data_dir: DataDir,
