@@ -3,8 +3,8 @@
 ``StoreBase._tx`` turns an unreachable database into ``DatabaseUnavailableError``
 with one sentence and lets ``NotFoundError``/``ConflictError`` through untouched;
 ``_event`` appends the ``events`` row a mutation writes in its own transaction.
-``_end_sessions`` ends login sessions inside another mutation's transaction (a
-revocation, a disabled user, a TOTP reset). Must not know about users,
+``_end_sessions`` ends login sessions, with the sessions handed off from them,
+inside another mutation's transaction (a revocation, a disabled user, a TOTP reset). Must not know about users,
 certificates or CRLs otherwise: those are ``users``, ``certs``, ``feed`` and
 ``factors``.
 """
@@ -67,9 +67,16 @@ class StoreBase:
         await conn.execute(insert(t.events).values(kind=kind, key=key, created_at=utc_now()))
 
     async def _end_sessions(self, conn: AsyncConnection, where: Any) -> list[str]:
-        """Delete the login sessions matching ``where``, each with its ``session`` event,
-        inside the caller's transaction (a revocation and its sessions end together)."""
-        ids = [r.id_hash for r in await conn.execute(select(t.sessions.c.id_hash).where(where))]
+        """Delete the login sessions matching ``where``, and those handed off from them
+        (to other app hosts, at any remove), each with its ``session`` event, inside the
+        caller's transaction (a revocation and its sessions end together)."""
+        c = t.sessions.c
+        ids = [r.id_hash for r in await conn.execute(select(c.id_hash).where(where))]
+        found = list(ids)
+        while found:  # hand-offs of hand-offs: each round one step further from the root
+            found = [r.id_hash for r in await conn.execute(select(c.id_hash).where(
+                c.origin.in_(found), c.id_hash.not_in(ids)))]
+            ids.extend(found)
         if ids:
             await conn.execute(delete(t.sessions).where(t.sessions.c.id_hash.in_(ids)))
             for id_hash in ids:
