@@ -4,9 +4,9 @@
 with one sentence and lets ``NotFoundError``/``ConflictError`` through untouched;
 ``_event`` appends the ``events`` row a mutation writes in its own transaction.
 ``_end_sessions`` ends login sessions, with the sessions handed off from them,
-inside another mutation's transaction (a revocation, a disabled user, a TOTP reset). Must not know about users,
-certificates or CRLs otherwise: those are ``users``, ``certs``, ``feed`` and
-``factors``.
+inside another mutation's transaction (a revocation, a disabled user, a TOTP
+reset). Must not know about users, certificates or CRLs otherwise: those are
+``users``, ``certs``, ``feed``, ``factors`` and ``handoffs``.
 """
 
 from __future__ import annotations
