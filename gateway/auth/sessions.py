@@ -87,11 +87,18 @@ class SessionIndex:
         return session
 
     def apply(self, id_hash: str, session: SessionRecord | None) -> None:
-        """A change from the feed: the session as stored now, or None when it ended."""
+        """A change from the feed: the session as stored now, or None when it ended.
+
+        The stored ``last_seen`` is the one of its start: a copy from the feed that
+        arrives after this node saw the session in use must not make it look idle.
+        """
         if session is None:
             self.drop(id_hash)
-        else:
-            self.put(session)
+            return
+        old = self._by_hash.get(id_hash)
+        if old is not None and old.last_seen > session.last_seen:
+            session = replace(session, last_seen=old.last_seen)
+        self.put(session)
 
     def _forget(self, session: SessionRecord) -> None:
         hashes = self._by_fingerprint.get(session.fingerprint)

@@ -93,3 +93,13 @@ def test_elsewhere_finds_the_certificates_live_sessions_on_other_hosts() -> None
         index.drop(c * 64)
     index.drop(pbx.id_hash)
     assert index._by_fingerprint == {}  # nothing left behind
+
+
+def test_a_late_copy_from_the_feed_does_not_make_a_used_session_idle() -> None:
+    index = SessionIndex(LIMITS)
+    value, session = _session()
+    index.put(session)
+    later = NOW + timedelta(minutes=25)
+    assert index.lookup(value, "fp-a", later) is not None  # used: last_seen moves
+    index.apply(session.id_hash, session)  # the feed's copy, as stored at sign-in
+    assert index.lookup(value, "fp-a", NOW + timedelta(minutes=50)) is not None
