@@ -6,6 +6,7 @@ and sign-out or ``session kill`` ending the handed-off sessions too."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 
 from gateway.auth.sessions import COOKIE
+from gateway.cli.main import main
 from gateway.identity.index import Identity
-from gateway.manage import factors
 from pki.keys import fingerprint_sha256
 from tests.gateway.auth.conftest import PASSWORD, Alice
 from tests.gateway.auth.test_login import csrf_of, session_cookie
@@ -307,16 +308,18 @@ async def test_signing_out_on_pbx_signs_out_of_every_app(gateway: Gateway,
 
 
 @two_mfa_apps
-async def test_killing_the_origin_ends_the_handed_off_session(gateway: Gateway,
-                                                              alice: Alice) -> None:
+async def test_killing_the_origin_ends_the_handed_off_session(
+        gateway: Gateway, alice: Alice, capsys: pytest.CaptureFixture[str]) -> None:
     wiki = await sign_in_on(gateway, alice)
     pbx = await handed_off(gateway, wiki)
-    store = await gateway.store()
-    try:
-        origin = next(s for s in await factors.list_sessions(store, "alice") if s.host == WIKI)
-        assert len(await factors.end_sessions(store, session_id=origin.short_id)) == 2
-    finally:
-        await store.close()
+    cli = ("--config", str(gateway.config_path), "session")
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, [*cli, "list", "--json"]) == 0
+    listed = {s["host"]: s for s in json.loads(capsys.readouterr().out)}
+    assert listed[PBX]["handed_off_from"] == listed[WIKI]["id"]
+    assert listed[WIKI]["handed_off_from"] is None
+    assert await asyncio.to_thread(main, [*cli, "kill", listed[WIKI]["id"]]) == 0
+    assert "ended 2 session(s)" in capsys.readouterr().out
 
     async def ended() -> bool:
         return (await get(gateway, PBX, "/", pbx))[0] == 303
