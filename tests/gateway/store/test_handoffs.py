@@ -8,7 +8,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
+from gateway.store.db import make_engine
 from gateway.store.records import HandoffRefusal, SessionRecord
 from gateway.store.store import Store
 
@@ -109,3 +111,38 @@ async def test_sessions_end_with_the_one_they_were_handed_off_from(store: Store)
     # Ending the origin ends its hand-offs, and theirs.
     assert sorted(await store.end_sessions(id_prefix="a" * 16)) == ["a" * 64, "c" * 64, "d" * 64]
     assert [s.id_hash for s in await store.list_sessions()] == ["e" * 64]
+
+
+def _alembic(url: str, action: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from gateway.store.db import MIGRATIONS
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    getattr(command, action)(cfg, revision)
+
+
+async def test_migration_0003_keeps_sessions_and_goes_back(database_url: str) -> None:
+    await asyncio.to_thread(_alembic, database_url, "upgrade", "0002")
+    store = Store(make_engine(database_url), database_url)  # the schema of 0002, as it is
+    try:
+        await store.add_user("alice")
+        async with store._tx() as conn:
+            await conn.execute(text(
+                "INSERT INTO sessions (id_hash, user_id, fingerprint, created_at, last_seen, "
+                "factors) SELECT :h, id, 'fa', :t, :t, 'mtls,pwd,otp' FROM users"),
+                {"h": "a" * 64, "t": NOW.replace(tzinfo=None)})
+    finally:
+        await store.close()
+    store = await Store.open(database_url)  # to 0003: the session stays, without a host
+    try:
+        got = await store.get_session("a" * 64)
+        assert got is not None and (got.host, got.origin, got.factors) == (
+            None, None, ("mtls", "pwd", "otp"))
+    finally:
+        await store.close()
+    await asyncio.to_thread(_alembic, database_url, "downgrade", "0002")
+    await asyncio.to_thread(_alembic, database_url, "upgrade", "head")
