@@ -17,6 +17,7 @@ are closed at the latest by ``stop``. Nothing here runs per request except
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -39,12 +40,15 @@ from gateway.http.guard import Guard
 from gateway.http.routing import Router
 from gateway.http.tls import ServerTls, build_server_context
 from gateway.http.upstream import RetiredPools, UpstreamPool
+from gateway.http.wsauth import recheck
 from gateway.identity.follower import EventFollower
-from gateway.identity.index import CertificateIndex, Identity
+from gateway.identity.index import CertificateIndex
 from gateway.lifecycle import background
 from gateway.ops.exposure import exposure
 from gateway.ops.filemodes import check_secret_files, exposed_files
 from gateway.ops.metrics import Metrics
+from gateway.ops.supervise import TaskHealth, keep_running
+from gateway.store.notify import ChangeListener, is_postgresql
 from gateway.store.store import Store
 from policies.model import PolicySet
 
@@ -75,9 +79,9 @@ def build_state(config: Config) -> State:
 # Read once at start (listeners, store, audit writer, logging, the CRL re-signer and
 # OCSP responder, the secrets key): a reload cannot change them.
 RESTART_KEYS = ("listen", "admin_listen", "pki_listen", "workers", "limits", "database_url",
-                "data_dir", "audit.path", "log_level", "auth.secrets_key", "pki.ca_dir",
-                "pki.ca_passphrase_file", "pki.crl_validity", "pki.ocsp_signer_cert",
-                "pki.ocsp_signer_key")
+                "data_dir", "audit.path", "log_level", "log_format", "auth.secrets_key",
+                "pki.ca_dir", "pki.ca_passphrase_file", "pki.crl_validity",
+                "pki.ocsp_signer_cert", "pki.ocsp_signer_key")
 
 
 def restart_keys(old: Config, new: Config) -> list[str]:
@@ -131,6 +135,10 @@ class Runtime:
     retired: RetiredPools = field(default_factory=RetiredPools)
     guard: Guard | None = None  # the connection limits, set by the server once listening
     tls: ServerTls | None = None  # the public listener's contexts, set by the server
+    # The background loops' health (change follower, CRL re-signer), for /readyz.
+    tasks: list[TaskHealth] = field(default_factory=list)
+    # Set to have open WebSockets judged again at once (after a reload).
+    websocket_check: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @classmethod
@@ -163,11 +171,20 @@ class Runtime:
             runtime.follower = EventFollower(store, index, after_id=snapshot.last_event_id,
                                              sessions=runtime.sessions,
                                              interval=poll_interval,
-                                             on_change=runtime._on_change)
+                                             on_change=runtime._on_change,
+                                             gaps=snapshot.gaps)
+            runtime.tasks.append(runtime.follower.health)
+            if is_postgresql(config.database_url):
+                listener = ChangeListener(config.database_url, runtime.follower.wake.set)
+                runtime.follower.listening = listener.listening
+                runtime.tasks.append(listener.health)
+                await stack.enter_async_context(background(listener.run(), "listener"))
             # The writer drains after its task stops: pushed first, so it runs last.
             stack.push_async_callback(runtime.audit.close)
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
             await stack.enter_async_context(background(runtime.follower.run(), "follower"))
+            await stack.enter_async_context(background(
+                runtime._keep_websockets_authorised(), "websocket-reauth"))
             runtime.metrics.certificates.set(len(index))
             runtime._stack = stack.pop_all()
         return runtime
@@ -186,17 +203,38 @@ class Runtime:
     async def _on_change(self, fingerprints: set[str], kinds: set[str]) -> None:
         """Revocations and user changes: drop cached tokens, close affected WebSockets."""
         self.state.signer.forget(fingerprints)
-        closed = 0
-        for fp in fingerprints:
-            if not isinstance(self.index.resolve(fp, self.clock()), Identity):
-                closed += await self.websockets.close({fp}, code=1008,
-                                                      message=b"certificate no longer valid")
-        if closed:
-            self.log.info("closed %d WebSocket(s) after a revocation", closed)
+        if kinds & {"cert", "user", "session"}:
+            await self.recheck_websockets("a change")
         if "crl" in kinds:
             latest = await self.store.latest_crl()
             self.crl_der = latest[3] if latest else self.crl_der
         self.metrics.certificates.set(len(self.index))
+
+    async def recheck_websockets(self, why: str) -> int:
+        """Close the open WebSockets that would not be admitted now (1008)."""
+        closed = await recheck(self.websockets, self.state, self.index, self.sessions,
+                               self.clock())
+        if closed:
+            self.log.info("closed %d WebSocket(s) that lost access after %s", closed, why)
+        return closed
+
+    async def _keep_websockets_authorised(self) -> None:
+        """Every ``auth.websocket_reauth`` and at once after a reload: recheck."""
+        async def round_() -> float:
+            await self.recheck_websockets("a periodic check")
+            return self.state.config.auth.websocket_reauth.total_seconds()
+
+        async def sleep(delay: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self.websocket_check.wait()
+            self.websocket_check.clear()
+
+        period = self.state.config.auth.websocket_reauth.total_seconds()
+        self.tasks.append(health := TaskHealth("WebSocket re-authoriser",
+                                               stuck_after=3 * period + 30))
+        await keep_running(health, round_, interval=period, max_backoff=period,
+                           round_timeout=60.0, log=self.log, sleep=sleep)
 
     def secret_box(self) -> SecretBox | None:
         """The secrets key, loaded on first use after start if `totp-enroll` made it."""
@@ -223,6 +261,7 @@ class Runtime:
         if self.tls is not None:
             self.tls.use(new_state.tls_context, config.tls)
         self.sessions.limits = session_limits(config)
+        self.websocket_check.set()  # open WebSockets are judged by the new policy now
         self.metrics.reloads.labels("applied").inc()
         self.log.warning("config reloaded from %s: %d app(s)", config_path, len(config.apps))
         # Requests in flight keep the old pools until they finish; stop closes them.

@@ -34,8 +34,8 @@ from gateway.lifecycle import background
 from gateway.manage.ca import ca_passphrase
 from gateway.manage.crl import publish_crl
 from gateway.ops.health import create_admin_app
+from gateway.ops.supervise import TaskHealth, keep_running
 from gateway.runtime import Runtime
-from gateway.store.errors import StoreError
 from pki.ca import load_ca
 from pki.keys import PkiError
 from policies.model import Reason
@@ -64,22 +64,25 @@ async def _keep_crl_fresh(runtime: Runtime, config: Config) -> None:
         log.warning("the CRL cannot be re-signed automatically: %s. The current CRL is "
                     "valid until %s.", exc, until)
         return
-    while True:
-        try:
-            latest = await runtime.store.latest_crl()
-            now = datetime.now(UTC)
-            if latest is None or now >= latest[1] + (latest[2] - latest[1]) / 2:
-                crl = await publish_crl(runtime.store, ca, validity=config.pki.crl_validity,
-                                        now=now)
-                log.info("re-signed the CRL (number %s)",
-                         crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
-                continue
-            wait = (latest[1] + (latest[2] - latest[1]) / 2 - now).total_seconds()
-        except StoreError as exc:
-            # The database is down: the current CRL stays served; try again soon.
-            log.error("cannot re-sign the CRL now: %s", exc)
-            wait = 30.0
-        await asyncio.sleep(min(max(wait, 1.0), 3600.0))
+
+    async def round_() -> float:
+        latest = await runtime.store.latest_crl()
+        now = datetime.now(UTC)
+        if latest is None or now >= latest[1] + (latest[2] - latest[1]) / 2:
+            crl = await publish_crl(runtime.store, ca, validity=config.pki.crl_validity,
+                                    now=now)
+            log.info("re-signed the CRL (number %s)",
+                     crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+            return 1.0
+        wait = (latest[1] + (latest[2] - latest[1]) / 2 - now).total_seconds()
+        return min(max(wait, 1.0), 3600.0)
+
+    # A round is due at least hourly; failures retry every 30 s at most.
+    health = TaskHealth("CRL re-signer", stuck_after=2 * 3600.0,
+                        while_failing="the current CRL stays served until it expires")
+    runtime.tasks.append(health)
+    await keep_running(health, round_, interval=1.0, max_backoff=30.0, round_timeout=120.0,
+                       log=log)
 
 
 def _guard(runtime: Runtime, config: Config) -> Guard:

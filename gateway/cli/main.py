@@ -28,6 +28,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("gateway.cli.crl_cmd", "crl"),
     ("gateway.cli.ca_cmd", "ca"),
     ("gateway.cli.policy_cmd", "policy"),
+    ("gateway.cli.db_cmd", "db"),
     ("gateway.cli.serve_cmd", "serve"),
     ("gateway.cli.demo_cmd", "demo"),
 )

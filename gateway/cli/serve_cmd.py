@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from gateway.cli.common import CliContext, CliError
 from gateway.config import HostPort
+from gateway.ops.logs import configure_logging
 
 _EPILOG = """\b
 EXAMPLES
@@ -40,8 +39,7 @@ def serve(obj: CliContext, listen: HostPort | None, admin_listen: HostPort | Non
     from gateway.server import serve as run
 
     config = obj.config
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level, config.log_format)
     try:
         code = run(config, listen=listen, admin_listen=admin_listen, workers=workers)
     except OSError as exc:

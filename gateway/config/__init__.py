@@ -115,6 +115,8 @@ class AuthConfig(_Section):
     secrets_key: ConfigPath  # default: <data_dir>/secrets.key
     session_idle: Duration = timedelta(hours=1)
     session_absolute: Duration = timedelta(hours=12)
+    # Open WebSockets are judged again this often (and at once on any change).
+    websocket_reauth: Duration = timedelta(seconds=60)
     lockout: LockoutConfig = LockoutConfig()
     issuer: str = Field(default="certgate", min_length=1, max_length=64)  # in the phone app
     helpdesk: str = Field(default="your administrator", min_length=1, max_length=200)
@@ -230,6 +232,8 @@ class Config(_Section):
     workers: int = Field(default=1, ge=1, le=64)
     public_hostnames: tuple[str, ...] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # JSON lines for a collector, text for a terminal; "auto" picks by standard error.
+    log_format: Literal["auto", "json", "text"] = "auto"
     tls: TlsConfig
     pki: PkiConfig
     assertion: AssertionConfig

@@ -167,35 +167,37 @@ async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamP
 
 
 class WebSocketRegistry:
-    """Open client WebSockets per certificate fingerprint, to close them on revocation."""
+    """Open client WebSockets, each with its certificate fingerprint and the facts of
+    the upgrade request that admitted it, so they can be judged again and closed."""
 
     def __init__(self) -> None:
-        self._open: dict[str, set[web.WebSocketResponse]] = {}
+        self._open: dict[web.WebSocketResponse, tuple[str, Any]] = {}
 
-    def add(self, fingerprint: str, ws: web.WebSocketResponse) -> None:
-        self._open.setdefault(fingerprint, set()).add(ws)
+    def add(self, fingerprint: str, ws: web.WebSocketResponse, facts: Any = None) -> None:
+        self._open[ws] = (fingerprint, facts)
 
     def discard(self, fingerprint: str, ws: web.WebSocketResponse) -> None:
-        sockets = self._open.get(fingerprint)
-        if sockets is not None:
-            sockets.discard(ws)
-            if not sockets:
-                del self._open[fingerprint]
+        self._open.pop(ws, None)
+
+    def open(self) -> list[tuple[web.WebSocketResponse, str, Any]]:
+        """(socket, fingerprint, facts) of every open WebSocket, as of now."""
+        return [(ws, fp, facts) for ws, (fp, facts) in self._open.items()]
 
     async def close(self, fingerprints: set[str], *, code: int, message: bytes) -> int:
         closed = 0
-        for fp in fingerprints:
-            for ws in list(self._open.get(fp, ())):
+        for ws, fp, _ in self.open():
+            if fp in fingerprints:
                 await ws.close(code=code, message=message)
                 closed += 1
         return closed
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self._open.values())
+        return len(self._open)
 
 
 async def forward_websocket(request: web.Request, call: UpstreamCall, pool: UpstreamPool,
-                            registry: WebSocketRegistry) -> web.StreamResponse:
+                            registry: WebSocketRegistry, facts: Any = None
+                            ) -> web.StreamResponse:
     app, route, fingerprint = call.app, call.route, call.fingerprint
     if not route.websockets:
         raise ForwardError(403, Reason.WEBSOCKETS_DISABLED, "websockets are off for this route")
@@ -224,7 +226,7 @@ async def forward_websocket(request: web.Request, call: UpstreamCall, pool: Upst
                                    autoping=True, heartbeat=route.ws_ping_interval,
                                    max_msg_size=0)
     await client.prepare(request)
-    registry.add(fingerprint, client)
+    registry.add(fingerprint, client, facts)
     loop = asyncio.get_running_loop()
     last = [loop.time()]
 

@@ -77,10 +77,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
             # itself is kept (memory, spool) and reaches the log when it recovers.
             return _refuse(request, out, 503, Reason.AUDIT_UNAVAILABLE)
         # 1-4. Identity, path, route, policy: decided from memory, without I/O.
-        result = admit(Facts(fingerprint, host_header, sni_hostname(transport), port,
-                             request.method, raw_path, source_ip,
-                             request.headers.get("Cookie")),
-                       state, runtime.index, runtime.sessions, now)
+        facts = Facts(fingerprint, host_header, sni_hostname(transport), port,
+                      request.method, raw_path, source_ip, request.headers.get("Cookie"))
+        result = admit(facts, state, runtime.index, runtime.sessions, now)
         out.path, out.identity = result.path, result.identity
         if isinstance(result, Refusal):
             out.app, out.rule = result.app, result.rule
@@ -120,13 +119,16 @@ async def handle(request: web.Request) -> web.StreamResponse:
                             headers, host, port, source_ip, identity.fingerprint)
         out.status, out.verdict, out.reason = 200, Verdict.ALLOW, Reason.ALLOWED
         if is_websocket_upgrade(request):
-            response = await forward_websocket(request, call, state.pool, runtime.websockets)
+            # Judged again with these facts while open (gateway.http.wsauth).
+            response = await forward_websocket(request, call, state.pool, runtime.websockets,
+                                               facts)
         else:
             response = await forward_http(request, call, state.pool)
         out.status = response.status
         return response
     except ForwardError as exc:
-        runtime.log.warning("ref %s: %s", out.reference, exc.detail)
+        runtime.log.warning("ref %s: %s", out.reference, exc.detail,
+                            extra={"reference": out.reference})
         response = _refuse(request, out, exc.status, exc.reason, exc.limit)
         if exc.status >= 500:
             out.verdict = Verdict.ERROR

@@ -1,43 +1,89 @@
 """Following the database's change feed so memory stays current without per-request I/O.
 
-Every quarter second the follower asks for events after the last one it applied,
-re-reads each changed user, certificate or login session and applies it to the
-index (and the session index); revocation
-thus reaches every node within a second. If the database is unreachable the
-gateway keeps serving from memory (a revoked certificate stays revoked, it never
-comes back), logs once, and retries with backoff until it recovers.
+The follower asks for events after the last one it applied, re-reads each changed
+user, certificate or login session and applies it to the index (and the session
+index). It asks every quarter second, or, while a PostgreSQL ``LISTEN``
+connection is up (``gateway.store.notify``), as soon as a change is notified and
+every few seconds as catch-up; revocation thus reaches every node within a second.
+
+Ids are handed out before commit: on PostgreSQL the event with id 9 may commit
+after the one with id 10. An id skipped over is a *gap*, asked for again on every
+round until its event arrives or ``GAP_GRACE`` seconds pass (a rolled-back
+transaction leaves a hole that never fills); no committed event is skipped.
+
+If the database is unreachable, or a
+round fails in any other way (a driver error the store does not classify, a
+bug), the gateway keeps serving from memory (a revoked certificate stays revoked,
+it never comes back), logs once, and retries with backoff until it recovers
+(``gateway.ops.supervise``); ``health`` tells ``/readyz`` and the metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 
 from gateway.auth.sessions import SessionIndex
 from gateway.identity.index import CertificateIndex
-from gateway.store.errors import NotFoundError, StoreError
+from gateway.ops.supervise import TaskHealth, keep_running
+from gateway.store.errors import NotFoundError
 from gateway.store.store import Store
 
 log = logging.getLogger("certgate.events")
 
 OnChange = Callable[[set[str], set[str]], Awaitable[None]]
+# How long an id skipped over is waited for; no transaction of the store lasts this long.
+GAP_GRACE = 30.0
+_MAX_GAPS = 10_000
 
 
 class EventFollower:
     def __init__(self, store: Store, index: CertificateIndex, *, after_id: int,
                  interval: float = 0.25, on_change: OnChange | None = None,
-                 sessions: SessionIndex | None = None) -> None:
+                 sessions: SessionIndex | None = None, gaps: Iterable[int] = (),
+                 catch_up: float = 2.0) -> None:
         self._store = store
         self.index = index
         self.sessions = sessions
         self.last_event_id = after_id
         self._interval = interval
+        self._catch_up = max(catch_up, interval)
         self._on_change = on_change
-        self.healthy = True
+        now = time.monotonic()
+        self._gaps: dict[int, float] = dict.fromkeys(gaps, now)  # id -> first missed
+        # Set by the change listener: poll now. ``listening`` says whether one is up.
+        self.wake = asyncio.Event()
+        self.listening: Callable[[], bool] = lambda: False
+        # Stuck: no successful round in 30 s, though one is due every quarter second.
+        self.health = TaskHealth(
+            "change follower", stuck_after=max(30.0, interval * 40),
+            while_failing="serving from memory; changes made elsewhere wait until it recovers")
+
+    @property
+    def healthy(self) -> bool:
+        """False while rounds fail (the database is unreachable, or worse)."""
+        return not self.health.failing
+
+    @property
+    def gaps(self) -> frozenset[int]:
+        """Ids skipped over whose transactions may still commit."""
+        return frozenset(self._gaps)
+
+    def _track(self, event_id: int, now: float) -> None:
+        """Note ``event_id`` as applied: fill its gap, or move past it noting new gaps."""
+        if self._gaps.pop(event_id, None) is not None or event_id <= self.last_event_id:
+            return
+        if len(self._gaps) + event_id - self.last_event_id < _MAX_GAPS:
+            for missing in range(self.last_event_id + 1, event_id):
+                self._gaps[missing] = now
+        self.last_event_id = event_id
 
     async def poll_once(self) -> int:
-        events = await self._store.events_after(self.last_event_id)
+        now = time.monotonic()
+        self._gaps = {i: t for i, t in self._gaps.items() if now - t < GAP_GRACE}
+        events = await self._store.events_after(self.last_event_id, gaps=self._gaps)
         changed: set[str] = set()
         kinds: set[str] = set()
         for event in events:
@@ -57,21 +103,24 @@ class EventFollower:
                 changed |= self.index.apply_certificate(serial, cert)
             elif event.kind == "session" and self.sessions is not None:
                 self.sessions.apply(event.key, await self._store.get_session(event.key))
-            self.last_event_id = event.id
+            self._track(event.id, now)
         if events and self._on_change is not None:
             await self._on_change(changed, kinds)
         return len(events)
 
     async def run(self) -> None:
-        backoff = self._interval
-        while True:
-            try:
-                await self.poll_once()
-                if not self.healthy:
-                    log.warning("database reachable again; following changes")
-                self.healthy, backoff = True, self._interval
-            except StoreError as exc:
-                if self.healthy:
-                    log.error("database unreachable, serving from memory: %s", exc)
-                self.healthy, backoff = False, min(backoff * 2, 2.0)
-            await asyncio.sleep(backoff)
+        async def round_() -> float:
+            await self.poll_once()
+            return self._catch_up if self.listening() else self._interval
+
+        await keep_running(self.health, round_, interval=self._interval, max_backoff=2.0,
+                           round_timeout=30.0, log=log, sleep=self._sleep)
+
+    async def _sleep(self, delay: float) -> None:
+        """Wait ``delay`` seconds, or less if the listener wakes us."""
+        try:
+            async with asyncio.timeout(delay):
+                await self.wake.wait()
+        except TimeoutError:
+            pass
+        self.wake.clear()

@@ -29,6 +29,13 @@ async def readyz(request: web.Request) -> web.Response:
         degraded.append({"component": "database",
                          "reason": "the change feed cannot reach the database; serving "
                                    "from memory"})
+    for task in runtime.tasks:
+        problem = task.problem()
+        if problem is not None:
+            degraded.append({"component": task.name, "reason": problem,
+                             "since": task.failing_since.isoformat()
+                             if task.failing_since else None,
+                             "meaning": task.while_failing or None})
     body = {"ready": runtime.ready, "status": "degraded" if degraded else "ok",
             "degraded": degraded, "certificates": len(runtime.index),
             "database_reachable": bool(follower and follower.healthy)}
@@ -43,6 +50,7 @@ async def metrics(request: web.Request) -> web.Response:
     runtime.metrics.audit_failing.set(1 if runtime.audit.failing else 0)
     runtime.metrics.audit_spooled.set(runtime.audit.spooled)
     runtime.metrics.db_healthy.set(1 if runtime.follower and runtime.follower.healthy else 0)
+    runtime.metrics.observe_tasks(runtime.tasks)
     return web.Response(body=runtime.metrics.render(),
                         content_type="text/plain", charset="utf-8")
 

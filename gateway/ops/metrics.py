@@ -6,9 +6,12 @@ audit log. One registry per runtime, so tests and workers never collide.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from gateway.ops.supervise import TaskHealth
 
 
 class Metrics:
@@ -34,6 +37,12 @@ class Metrics:
         self.audit_spooled = Gauge("certgate_audit_spooled_records",
                                    "Audit records kept in memory or the spool, waiting for "
                                    "the audit log", registry=self.registry)
+        self.task_healthy = Gauge("certgate_background_task_healthy",
+                                  "1 when the background task runs and its last round "
+                                  "succeeded recently", ["task"], registry=self.registry)
+        self.task_last_success = Gauge("certgate_background_task_last_success_timestamp_seconds",
+                                       "Unix time of the task's last successful round",
+                                       ["task"], registry=self.registry)
         self.reloads = Counter("certgate_config_reloads_total", "Config reloads by result",
                                ["result"], registry=self.registry)
         # Labelled children by (app, decision, status): ``labels()`` builds and locks
@@ -52,6 +61,13 @@ class Metrics:
                 self.duration.labels(name))
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_tasks(self, tasks: Iterable[TaskHealth]) -> None:
+        for task in tasks:
+            label = task.name.lower().replace(" ", "_")
+            self.task_healthy.labels(label).set(0 if task.problem() else 1)
+            if task.last_success_at is not None:
+                self.task_last_success.labels(label).set(task.last_success_at.timestamp())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

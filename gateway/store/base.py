@@ -2,7 +2,9 @@
 
 ``StoreBase._tx`` turns an unreachable database into ``DatabaseUnavailableError``
 with one sentence and lets ``NotFoundError``/``ConflictError`` through untouched;
-``_event`` appends the ``events`` row a mutation writes in its own transaction.
+``_event`` appends the ``events`` row a mutation writes in its own transaction
+and, on PostgreSQL, ``NOTIFY``s ``CHANNEL`` with it (delivered at commit, so a
+listener never hears of a change it cannot read yet).
 ``_end_sessions`` ends login sessions, with the sessions handed off from them,
 inside another mutation's transaction (a revocation, a disabled user, a TOTP
 reset). Must not know about users, certificates or CRLs otherwise: those are
@@ -16,13 +18,17 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, insert, select
+from sqlalchemy import CursorResult, delete, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import tables as t
 from gateway.store.db import _is_connection_error, safe_url, short_cause
 from gateway.store.errors import ConflictError, DatabaseUnavailableError, NotFoundError
+
+# The PostgreSQL channel every node LISTENs on (gateway.store.notify).
+CHANNEL = "certgate_events"
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
 
 
 def utc_now() -> datetime:
@@ -65,6 +71,10 @@ class StoreBase:
     @staticmethod
     async def _event(conn: AsyncConnection, kind: str, key: str) -> None:
         await conn.execute(insert(t.events).values(kind=kind, key=key, created_at=utc_now()))
+        if conn.dialect.name == "postgresql":
+            # One notification per transaction reaches listeners (PostgreSQL folds
+            # identical ones); the listener's node then reads the events table.
+            await conn.execute(_NOTIFY)
 
     async def _end_sessions(self, conn: AsyncConnection, where: Any) -> list[str]:
         """Delete the login sessions matching ``where``, and those handed off from them

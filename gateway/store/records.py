@@ -68,6 +68,9 @@ class IdentitySnapshot:
     certificates: tuple[CertRecord, ...]
     last_event_id: int
     sessions: tuple[SessionRecord, ...] = ()
+    # Event ids below ``last_event_id`` not visible to the snapshot: a transaction
+    # that took them may still commit (PostgreSQL hands out ids before commit).
+    gaps: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -203,6 +204,13 @@ async def test_stop_after_reload_leaves_no_unclosed_session(served: Served) -> N
     output = "".join(served.log)
     assert "stopping: draining" in output
     assert "Unclosed" not in output and "Traceback" not in output, output
+    # Not a terminal: operational logs are one JSON object per line (issue 12).
+    logged = [json.loads(line) for line in served.log if not line.startswith("certgate ready")]
+    assert logged and all({"time", "level", "logger", "message", "pid"} <= set(r)
+                          for r in logged)
+    reloads = [r for r in logged if r["message"].startswith("config reloaded")]
+    assert len(reloads) == 2 and reloads[0]["level"] == "warning"
+    assert reloads[0]["time"].endswith("Z") and reloads[0]["logger"] == "certgate"
 
 
 async def _count(served: Served, text: str, n: int) -> None:

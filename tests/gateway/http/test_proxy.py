@@ -466,6 +466,34 @@ async def test_database_outage_keeps_serving_from_memory(gateway: Gateway) -> No
     status, body, _ = await gateway.request("GET", "/", user="bob")
     assert (status, body["error"]) == (403, "no-matching-allow-rule")  # enforced from memory
 
+    # The running follower says so: /readyz degraded (still 200), the task metric 0.
+    follower = gateway.runtime.follower
+    assert follower is not None
+
+    async def down() -> bool:
+        return not follower.healthy
+
+    async def up() -> bool:
+        return follower.healthy
+
+    await gateway.wait_for(down, timeout=5)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{gateway.admin_port}/readyz") as resp:
+            assert resp.status == 200
+            ready = await resp.json()
+        async with session.get(f"http://127.0.0.1:{gateway.admin_port}/metrics") as resp:
+            text = await resp.text()
+    assert ready["status"] == "degraded" and ready["database_reachable"] is False
+    task = next(d for d in ready["degraded"] if d["component"] == "change follower")
+    assert task["reason"].startswith("failing") and task["since"]
+    assert 'certgate_background_task_healthy{task="change_follower"} 0.0' in text
+
+    (gateway.data_dir / "moved.db").rename(gateway.data_dir / "certgate.db")
+    await gateway.wait_for(up, timeout=10)
+    async with (aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{gateway.admin_port}/readyz") as resp):
+        assert (await resp.json())["status"] == "ok"
+
 
 async def test_metrics_and_health(gateway: Gateway) -> None:
     await gateway.request("GET", "/")

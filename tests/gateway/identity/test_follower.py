@@ -1,24 +1,31 @@
-"""The change follower on a real SQLite store: mutations reach the index, an outage
-keeps the index as it was, and the follower catches up once the database is back."""
+"""The change follower on a real SQLite store (and PostgreSQL when there is one):
+mutations reach the index, an outage keeps the index as it was, and the follower
+catches up once the database is back."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, text, update
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.identity.follower import EventFollower
 from gateway.identity.index import CertificateIndex, Identity
+from gateway.store import tables as t
 from gateway.store.db import sqlite_url
 from gateway.store.errors import DatabaseUnavailableError
+from gateway.store.notify import ChangeListener
 from gateway.store.records import CertRecord, CertStatus
 from gateway.store.store import Store
 from policies.model import Reason
+from tests.conftest import PG_ENV, _create_pg_database, _drop_pg_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ALICE_FP, BOB_FP = "a1" * 32, "b0" * 32
@@ -87,6 +94,10 @@ def status(feed: Feed, fp: str) -> Identity | Reason:
     return feed.index.resolve(fp, datetime.now(UTC))
 
 
+def status_in(index: CertificateIndex, fp: str) -> Identity | Reason:
+    return index.resolve(fp, datetime.now(UTC))
+
+
 async def test_poll_once_applies_each_kind_of_event(feed: Feed) -> None:
     assert isinstance(status(feed, ALICE_FP), Identity)
     assert await feed.follower.poll_once() == 0  # nothing after the snapshot
@@ -153,3 +164,145 @@ async def test_outage_keeps_the_index_and_the_follower_catches_up(feed: Feed) ->
         assert len(feed.index) == 2
 
 
+
+
+async def test_postgresql_refusing_connections_is_survived_and_caught_up() -> None:
+    """Issue 11's operator experiment: the database refuses connections (its
+    backends terminated) and comes back. asyncpg's refusal is not a StoreError;
+    the follower must survive it, say so, and apply the revocation made after."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    url, name = await _create_pg_database(base)
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    store = await Store.open(url)
+    try:
+        await store.add_user("alice", groups=["staff"])
+        await store.add_certificate(cert(0xA1, "alice", ALICE_FP))
+        snapshot = await store.identity_snapshot()
+        index = CertificateIndex.from_snapshot(snapshot)
+        follower = EventFollower(store, index, after_id=snapshot.last_event_id, interval=0.01)
+        async with running(follower):
+            await until(lambda: follower.health.last_success is not None)
+            async with admin.connect() as conn:
+                await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+                await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        "WHERE datname = :name"), {"name": name})
+            await until(lambda: not follower.healthy, timeout=10)
+            assert follower.health.running and follower.health.problem() is not None
+            assert isinstance(index.resolve(ALICE_FP, datetime.now(UTC)), Identity)
+
+            async with admin.connect() as conn:
+                await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            other = await Store.open(url, migrate=False)
+            try:
+                await other.revoke_certificate(0xA1, reason="keyCompromise", at=NOW)
+            finally:
+                await other.close()
+            await until(lambda: follower.healthy and index.resolve(ALICE_FP, datetime.now(UTC))
+                        is Reason.CERTIFICATE_REVOKED, timeout=10)
+    finally:
+        await store.close()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        await admin.dispose()
+        await _drop_pg_database(base, name)
+
+
+@contextlib.asynccontextmanager
+async def pg_feed() -> AsyncIterator[tuple[str, str, Store]]:
+    """A fresh PostgreSQL database with alice's certificate; skips without a server."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    url, name = await _create_pg_database(base)
+    store = await Store.open(url)
+    try:
+        await store.add_user("alice", groups=["staff"])
+        await store.add_certificate(cert(0xA1, "alice", ALICE_FP))
+        yield url, name, store
+    finally:
+        await store.close()
+        await _drop_pg_database(base, name)
+
+
+async def test_an_event_committed_out_of_order_is_not_skipped() -> None:
+    """Two interleaved transactions: the one holding the lower id commits last."""
+    async with pg_feed() as (_, _, store):
+        snapshot = await store.identity_snapshot()
+        index = CertificateIndex.from_snapshot(snapshot)
+        follower = EventFollower(store, index, after_id=snapshot.last_event_id)
+        engine = store._engine
+        async with engine.connect() as slow, engine.connect() as fast:
+            await slow.begin()
+            await fast.begin()
+            await slow.execute(insert(t.events).values(kind="user", key="alice",
+                                                       created_at=NOW))  # takes id n
+            await slow.execute(update(t.users).where(t.users.c.name == "alice")
+                               .values(enabled=False))
+            await fast.execute(insert(t.events).values(kind="crl", key="7",
+                                                       created_at=NOW))  # takes id n+1
+            await fast.commit()
+            assert await follower.poll_once() == 1  # sees n+1; n is not committed yet
+            assert follower.gaps == {follower.last_event_id - 1}
+            assert isinstance(status_in(index, ALICE_FP), Identity)
+            await slow.commit()
+        assert await follower.poll_once() == 1  # the late event, not skipped
+        assert follower.gaps == frozenset()
+        assert status_in(index, ALICE_FP) is Reason.USER_DISABLED
+
+
+async def test_a_snapshot_names_ids_it_could_not_see() -> None:
+    async with pg_feed() as (_, _, store):
+        async with store._engine.connect() as slow:
+            await slow.begin()
+            await slow.execute(insert(t.events).values(kind="user", key="alice",
+                                                       created_at=NOW))
+            await slow.execute(update(t.users).where(t.users.c.name == "alice")
+                               .values(enabled=False))
+            await store.add_user("bob", groups=["sales"])  # commits id n+1
+            snapshot = await store.identity_snapshot()
+            await slow.commit()
+        assert snapshot.gaps == (snapshot.last_event_id - 1,)
+        index = CertificateIndex.from_snapshot(snapshot)
+        follower = EventFollower(store, index, after_id=snapshot.last_event_id,
+                                 gaps=snapshot.gaps)
+        assert await follower.poll_once() == 1
+        assert status_in(index, ALICE_FP) is Reason.USER_DISABLED
+
+
+async def test_notify_wakes_the_follower_and_a_dropped_listener_reconnects() -> None:
+    async with pg_feed() as (url, name, store):
+        snapshot = await store.identity_snapshot()
+        index = CertificateIndex.from_snapshot(snapshot)
+        # Catch-up every 60 s: within a second only the notification can do it.
+        follower = EventFollower(store, index, after_id=snapshot.last_event_id,
+                                 interval=0.25, catch_up=60)
+        listener = ChangeListener(url, follower.wake.set)
+        follower.listening = listener.listening
+        listen_task = asyncio.create_task(listener.run())
+        try:
+            await until(listener.listening)
+            async with running(follower):
+                await until(lambda: follower.health.last_success is not None)
+                await store.suspend_certificate(0xA1, at=NOW)
+                await until(lambda: status_in(index, ALICE_FP)
+                            is Reason.CERTIFICATE_SUSPENDED, timeout=1.0)
+
+                admin = create_async_engine(os.environ[PG_ENV], isolation_level="AUTOCOMMIT")
+                try:
+                    async with admin.connect() as conn:
+                        await conn.execute(text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :name AND query LIKE 'LISTEN%'"), {"name": name})
+                finally:
+                    await admin.dispose()
+                await until(lambda: not listener.listening())
+                await until(listener.listening, timeout=15)  # reconnected by its loop
+                await store.resume_certificate(0xA1)
+                await until(lambda: isinstance(status_in(index, ALICE_FP), Identity),
+                            timeout=1.0)
+        finally:
+            listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listen_task
