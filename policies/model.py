@@ -62,6 +62,18 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal-error"
     BAD_REQUEST = "bad-request"
     AUDIT_UNAVAILABLE = "audit-unavailable"
+    # One sign-in on every app host: the hand-off between hosts.
+    HANDOFF_SENT = "handoff-sent"
+    HANDOFF_ISSUED = "handoff-issued"
+    HANDOFF_ACCEPTED = "handoff-accepted"
+    HANDOFF_NO_SESSION = "handoff-no-session"
+    HANDOFF_BAD_TARGET = "handoff-bad-target"
+    HANDOFF_INVALID = "handoff-invalid"
+    HANDOFF_USED = "handoff-used"
+    HANDOFF_EXPIRED = "handoff-expired"
+    HANDOFF_OTHER_CERTIFICATE = "handoff-other-certificate"
+    HANDOFF_OTHER_HOST = "handoff-other-host"
+    HANDOFF_ORIGIN_ENDED = "handoff-origin-ended"
 
 
 _DESCRIPTIONS: Mapping[Reason, str] = {
@@ -92,7 +104,7 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.LOGIN_SUCCEEDED: "You are signed in.",
     Reason.LOGIN_FAILED: "The password or the code is not right.",
     Reason.LOCKED_OUT: "Sign-in is locked after too many failed attempts.",
-    Reason.LOGGED_OUT: "You are signed out.",
+    Reason.LOGGED_OUT: "You are signed out of every application of this gateway.",
     Reason.CSRF_INVALID: "The form was too old or did not come from this page.",
     Reason.BODY_TOO_LARGE: "The upload is larger than this application accepts.",
     Reason.UPSTREAM_UNAVAILABLE: "The application is not reachable right now.",
@@ -103,6 +115,26 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
                            "your administrator.",
     Reason.AUDIT_UNAVAILABLE: "The gateway cannot record access right now, and this site "
                               "allows no access that is not recorded.",
+    Reason.HANDOFF_SENT: "You are signed in on another application of this gateway; your "
+                         "browser was sent there to bring that sign-in here.",
+    Reason.HANDOFF_ISSUED: "Your sign-in was handed on to another application of this "
+                           "gateway.",
+    Reason.HANDOFF_ACCEPTED: "You are signed in here with the sign-in you already had on "
+                             "another application.",
+    Reason.HANDOFF_NO_SESSION: "You are not signed in on the application that was asked to "
+                               "hand on your sign-in; you were sent to sign in.",
+    Reason.HANDOFF_BAD_TARGET: "Sign-ins are handed on only to other applications of this "
+                               "gateway.",
+    Reason.HANDOFF_INVALID: "The sign-in hand-off link was not valid; you were sent to sign in.",
+    Reason.HANDOFF_USED: "The sign-in hand-off link had already been used; you were sent to "
+                         "sign in.",
+    Reason.HANDOFF_EXPIRED: "The sign-in hand-off link had expired; you were sent to sign in.",
+    Reason.HANDOFF_OTHER_CERTIFICATE: "The sign-in hand-off link was made for another "
+                                      "certificate; you were sent to sign in.",
+    Reason.HANDOFF_OTHER_HOST: "The sign-in hand-off link was made for another application; "
+                               "you were sent to sign in.",
+    Reason.HANDOFF_ORIGIN_ENDED: "The sign-in to hand on ended meanwhile; you were sent to "
+                                 "sign in.",
 }
 
 

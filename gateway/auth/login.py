@@ -8,9 +8,13 @@ browser brought) bound to that certificate, then sends the browser back to
 was wrong; they count per user and per certificate, and too many within the window
 lock sign-in for a while, on every node (the counters are in the database).
 
-This is the one place on the public listener that talks to the database: only
-here, only for a sign-in or sign-out, never for a proxied request. Password
-hashing runs in a worker thread. Never logs or records a password, a code, a
+A session remembers the host it was started on, so that ``gateway.auth.handoff``
+can carry it to the other app hosts; sign-out ends every session of the
+certificate, on every host.
+
+With ``gateway.auth.handoff``, the one place on the public listener that talks to
+the database: only for a sign-in, a sign-out or a hand-off, never for a proxied
+request. Password hashing runs in a worker thread. Never logs or records a password, a code, a
 recovery code or a cookie.
 """
 
@@ -32,6 +36,7 @@ from gateway.auth.recovery import matching_code
 from gateway.auth.secretbox import SecretBox, SecretBoxError
 from gateway.auth.sessions import COOKIE, cookie_value, new_session_secret
 from gateway.auth.totp import accepted_step, normalise_code, secret_context
+from gateway.http.admit import host_from_header
 from gateway.http.pages import html_page, json_page, refusal, wants_json
 from gateway.identity.index import Identity
 from gateway.store.errors import StoreError
@@ -59,7 +64,8 @@ def safe_next(value: str | None) -> str:
     backslashes, the login page itself) falls back to ``/``."""
     if not value or len(value) > 2048 or not _NEXT.match(value):
         return "/"
-    if value.split("?", 1)[0].rstrip("/") in (LOGIN_PATH, "/.certgate/logout"):
+    if value.split("?", 1)[0].rstrip("/") in (LOGIN_PATH, "/.certgate/logout",
+                                              "/.certgate/handoff"):
         return "/"
     return value
 
@@ -170,7 +176,8 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
         await runtime.store.clear_failures(subjects)
     value, id_hash = new_session_secret()
     session = SessionRecord(id_hash, identity.user, identity.fingerprint, now, now, now,
-                            ("mtls", "pwd", factor))
+                            ("mtls", "pwd", factor),
+                            host=host_from_header(request.headers.get("Host", "")))
     await runtime.store.create_session(session)
     runtime.sessions.put(session)  # this node at once; the others through the feed
     # A session the browser brought from before this sign-in (same certificate) ends
@@ -188,7 +195,8 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
 
 async def logout(request: web.Request, runtime: Runtime, identity: Identity,
                  reference: str) -> Answer:
-    """POST with the token of the whoami page: ends this browser's session everywhere."""
+    """POST with the token of the whoami page: ends every session of this certificate,
+    on every app host (one sign-in covers them all, so does one sign-out), everywhere."""
     now = runtime.clock()
     value = cookie_value(request.headers.get("Cookie", ""))
     session = runtime.sessions.lookup(value, identity.fingerprint, now) if value else None
@@ -201,11 +209,12 @@ async def logout(request: web.Request, runtime: Runtime, identity: Identity,
     if not csrf_valid(_csrf_key(box), str(form.get("csrf", "")), logout_binding(session), now):
         return Answer(refusal(request, status=403, reason=Reason.CSRF_INVALID,
                               reference=reference), Reason.CSRF_INVALID, False)
-    await runtime.store.end_sessions(id_prefix=session.id_hash)
-    runtime.sessions.drop(session.id_hash)
+    ended = await runtime.store.end_sessions(fingerprint=identity.fingerprint)
+    for id_hash in {session.id_hash, *ended}:
+        runtime.sessions.drop(id_hash)
     response = html_page("refusal.html", 200, title="Signed out",
                          message=describe(Reason.LOGGED_OUT),
-                         advice="To carry on, open the application again and sign in. "
+                         advice="To carry on, open an application again and sign in. "
                                 "On a shared computer, close the browser now.",
                          reference=reference, help_link=False)
     response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Lax")

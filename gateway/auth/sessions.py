@@ -56,27 +56,68 @@ class SessionLimits:
 
 
 class SessionIndex:
-    """Live sessions by hash; ``lookup`` is one hash, one dict lookup, three comparisons."""
+    """Live sessions by hash; ``lookup`` is one hash, one dict lookup, three comparisons.
+
+    A second map, certificate fingerprint -> hashes, answers ``elsewhere`` (the
+    sessions a certificate has on other app hosts) for the hand-off; it changes only
+    when a session starts or ends, never on the per-request ``lookup``.
+    """
 
     def __init__(self, limits: SessionLimits, sessions: Iterable[SessionRecord] = ()) -> None:
         self.limits = limits
-        self._by_hash: dict[str, SessionRecord] = {s.id_hash: s for s in sessions}
+        self._by_hash: dict[str, SessionRecord] = {}
+        self._by_fingerprint: dict[str, set[str]] = {}
+        for session in sessions:
+            self.put(session)
 
     def __len__(self) -> int:
         return len(self._by_hash)
 
     def put(self, session: SessionRecord) -> None:
+        old = self._by_hash.get(session.id_hash)
+        if old is not None and old.fingerprint != session.fingerprint:
+            self._forget(old)
         self._by_hash[session.id_hash] = session
+        self._by_fingerprint.setdefault(session.fingerprint, set()).add(session.id_hash)
 
     def drop(self, id_hash: str) -> SessionRecord | None:
-        return self._by_hash.pop(id_hash, None)
+        session = self._by_hash.pop(id_hash, None)
+        if session is not None:
+            self._forget(session)
+        return session
 
     def apply(self, id_hash: str, session: SessionRecord | None) -> None:
-        """A change from the feed: the session as stored now, or None when it ended."""
+        """A change from the feed: the session as stored now, or None when it ended.
+
+        The stored ``last_seen`` is the one of its start: a copy from the feed that
+        arrives after this node saw the session in use must not make it look idle.
+        """
         if session is None:
-            self._by_hash.pop(id_hash, None)
-        else:
-            self._by_hash[id_hash] = session
+            self.drop(id_hash)
+            return
+        old = self._by_hash.get(id_hash)
+        if old is not None and old.last_seen > session.last_seen:
+            session = replace(session, last_seen=old.last_seen)
+        self.put(session)
+
+    def _forget(self, session: SessionRecord) -> None:
+        hashes = self._by_fingerprint.get(session.fingerprint)
+        if hashes is not None:
+            hashes.discard(session.id_hash)
+            if not hashes:
+                del self._by_fingerprint[session.fingerprint]
+
+    def _live(self, session: SessionRecord, now: datetime) -> bool:
+        return (now - session.last_seen <= self.limits.idle
+                and now - session.created_at <= self.limits.absolute)
+
+    def elsewhere(self, fingerprint: str, host: str, now: datetime) -> list[SessionRecord]:
+        """The live sessions of this certificate set on app hosts other than ``host``,
+        the most recent second factor first (not touched: nobody used them)."""
+        found = [s for h in self._by_fingerprint.get(fingerprint, ())
+                 if (s := self._by_hash[h]).host is not None and s.host != host
+                 and self._live(s, now)]
+        return sorted(found, key=lambda s: (s.mfa_at or s.created_at, s.id_hash), reverse=True)
 
     def lookup(self, cookie_value: str | None, fingerprint: str,
                now: datetime) -> SessionRecord | None:
@@ -88,7 +129,7 @@ class SessionIndex:
             return None
         if (now - session.last_seen > self.limits.idle
                 or now - session.created_at > self.limits.absolute):
-            del self._by_hash[session.id_hash]
+            self.drop(session.id_hash)
             return None
         if now - session.last_seen >= _TOUCH:
             session = replace(session, last_seen=now)

@@ -117,7 +117,8 @@ def unlock(obj: CliContext, name: str) -> None:
 def session_json(s: SessionRecord) -> dict[str, Any]:
     return {"id": s.short_id, "user": s.user, "certificate_sha256": s.fingerprint,
             "created_at": s.created_at.isoformat(), "last_seen": s.last_seen.isoformat(),
-            "mfa_at": s.mfa_at.isoformat() if s.mfa_at else None, "factors": list(s.factors)}
+            "mfa_at": s.mfa_at.isoformat() if s.mfa_at else None, "factors": list(s.factors),
+            "host": s.host, "handed_off_from": s.origin[:16] if s.origin else None}
 
 
 @click.group("session", epilog=_SESSION_EPILOG)
@@ -141,8 +142,10 @@ def session_list(obj: CliContext, user: str | None, as_json: bool) -> None:
         echo_json([session_json(s) for s in found])
         return
     at = now()
-    echo_table(["ID", "USER", "CERTIFICATE", "STARTED", "LAST SECOND FACTOR"],
-               [[s.short_id, s.user, s.fingerprint[:16], f"{s.created_at:%Y-%m-%d %H:%M}",
+    echo_table(["ID", "USER", "CERTIFICATE", "HOST", "STARTED", "LAST SECOND FACTOR"],
+               [[s.short_id, s.user, s.fingerprint[:16],
+                 (s.host or "-") + (f" (from {s.origin[:16]})" if s.origin else ""),
+                 f"{s.created_at:%Y-%m-%d %H:%M}",
                  f"{int((at - s.mfa_at).total_seconds() // 60)} min ago" if s.mfa_at else "-"]
                 for s in found])
 
@@ -152,7 +155,8 @@ def session_list(obj: CliContext, user: str | None, as_json: bool) -> None:
 @click.option("--user", help="End every session of this user instead.")
 @click.pass_obj
 def session_kill(obj: CliContext, session_id: str | None, user: str | None) -> None:
-    """End a session (the ID from `session list`) or all of a user's, on every node."""
+    """End a session (the ID from `session list`) and the sessions handed off from it to
+    other app hosts, or all of a user's, on every node."""
     if (session_id is None) == (user is None):
         raise click.UsageError("name a session ID or --user, not both")
 

@@ -35,7 +35,8 @@ BUILTIN = "/.certgate"
 PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json"})
 LOGIN = "/.certgate/login"
 LOGOUT = "/.certgate/logout"
-PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT}
+HANDOFF = "/.certgate/handoff"  # one sign-in on every app host (gateway.auth.handoff)
+PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT, HANDOFF}
 _HOST_WITH_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::[0-9]{1,5})?")
 
 

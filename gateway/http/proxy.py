@@ -8,9 +8,11 @@ with a table. What stays here is the I/O around it: the gateway's own pages unde
 ``/.certgate/`` (answered here, never proxied), forwarding the path the policy
 judged, and one ``finally`` that writes the audit record and the metrics.
 
-No database access and no blocking call in here; the sign-in and sign-out pages
-(``gateway.auth.login``) are the one place a request of the public listener reaches
-the database, and only for those two pages.
+No database access and no blocking call in here; the sign-in, sign-out and hand-off
+pages (``gateway.auth.login``, ``gateway.auth.handoff``) are the one place a request
+of the public listener reaches the database, and only for those pages. A browser
+sent to sign in on one app host while its certificate is signed in on another is
+sent to fetch that sign-in instead (``handoff_location``, from memory).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.auth.handoff import handoff, handoff_location
 from gateway.auth.login import login, login_url, logout, logout_token
 from gateway.auth.sessions import cookie_value
-from gateway.http.admit import LOGIN, LOGOUT, Facts, Page, Refusal, admit
+from gateway.http.admit import HANDOFF, LOGIN, LOGOUT, Facts, Page, Refusal, admit
 from gateway.http.exchange import Exchange, Verdict
 from gateway.http.forward import (
     ForwardError,
@@ -47,6 +50,7 @@ from policies.model import Reason, describe
 
 CERTIFICATE_ONLY = ("mtls",)
 SIGN_IN_REASONS = frozenset({Reason.MFA_REQUIRED, Reason.MFA_TOO_OLD})
+SIGN_IN_PAGES = {LOGIN: login, LOGOUT: logout, HANDOFF: handoff}
 
 
 def _local_port(transport: Any) -> int:
@@ -80,12 +84,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if isinstance(result, Refusal):
             out.app, out.rule = result.app, result.rule
             if result.reason in SIGN_IN_REASONS:
-                return _to_sign_in(request, out, result.reason, query)
+                return _to_sign_in(request, out, result.reason, query, runtime, port, now)
             return _refuse(request, out, result.status, result.reason)
         if isinstance(result, Page):
-            if result.path in (LOGIN, LOGOUT) and result.identity is not None:
-                answer = await (login if result.path == LOGIN else logout)(
-                    request, runtime, result.identity, out.reference)
+            if result.path in SIGN_IN_PAGES and result.identity is not None:
+                answer = await SIGN_IN_PAGES[result.path](request, runtime, result.identity,
+                                                          out.reference)
                 out.status, out.reason = answer.response.status, answer.reason
                 out.verdict = Verdict.ALLOW if answer.allowed else Verdict.DENY
                 return answer.response
@@ -139,16 +143,22 @@ def _refuse(request: web.Request, out: Exchange, status: int, reason: Reason,
     return refusal(request, status=status, reason=reason, reference=out.reference, limit=limit)
 
 
-def _to_sign_in(request: web.Request, out: Exchange, reason: Reason,
-                query: str) -> web.Response:
-    """An app asks for the second factor: people go to the sign-in page and come back;
-    API clients (JSON, or anything but GET) get 401 with where to sign in."""
+def _to_sign_in(request: web.Request, out: Exchange, reason: Reason, query: str,
+                runtime: Runtime, port: int, now: datetime) -> web.Response:
+    """An app asks for the second factor: people go to the sign-in page and come back,
+    or, signed in on another app host, fetch that sign-in (never for a step-up); API
+    clients (JSON, or anything but GET) get 401 with where to sign in."""
     out.status, out.verdict, out.reason = 401, Verdict.DENY, reason
-    target = login_url(out.path + ("?" + query if query else ""))
+    path_qs = out.path + ("?" + query if query else "")
+    target = login_url(path_qs)
     if request.method != "GET" or wants_json(request):
         return json_page(401, {"error": reason.value, "message": describe(reason),
                                "reference": out.reference, "status": 401, "login": target})
     out.status = 303
+    if reason is Reason.MFA_REQUIRED and out.identity is not None:
+        elsewhere = handoff_location(runtime, out.identity, out.host, port, path_qs, now)
+        if elsewhere is not None:
+            out.reason, target = Reason.HANDOFF_SENT, elsewhere
     return web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
 
 

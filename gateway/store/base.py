@@ -5,10 +5,10 @@ with one sentence and lets ``NotFoundError``/``ConflictError`` through untouched
 ``_event`` appends the ``events`` row a mutation writes in its own transaction
 and, on PostgreSQL, ``NOTIFY``s ``CHANNEL`` with it (delivered at commit, so a
 listener never hears of a change it cannot read yet).
-``_end_sessions`` ends login sessions inside another mutation's transaction (a
-revocation, a disabled user, a TOTP reset). Must not know about users,
-certificates or CRLs otherwise: those are ``users``, ``certs``, ``feed`` and
-``factors``.
+``_end_sessions`` ends login sessions, with the sessions handed off from them,
+inside another mutation's transaction (a revocation, a disabled user, a TOTP
+reset). Must not know about users, certificates or CRLs otherwise: those are
+``users``, ``certs``, ``feed``, ``factors`` and ``handoffs``.
 """
 
 from __future__ import annotations
@@ -77,9 +77,16 @@ class StoreBase:
             await conn.execute(_NOTIFY)
 
     async def _end_sessions(self, conn: AsyncConnection, where: Any) -> list[str]:
-        """Delete the login sessions matching ``where``, each with its ``session`` event,
-        inside the caller's transaction (a revocation and its sessions end together)."""
-        ids = [r.id_hash for r in await conn.execute(select(t.sessions.c.id_hash).where(where))]
+        """Delete the login sessions matching ``where``, and those handed off from them
+        (to other app hosts, at any remove), each with its ``session`` event, inside the
+        caller's transaction (a revocation and its sessions end together)."""
+        c = t.sessions.c
+        ids = [r.id_hash for r in await conn.execute(select(c.id_hash).where(where))]
+        found = list(ids)
+        while found:  # hand-offs of hand-offs: each round one step further from the root
+            found = [r.id_hash for r in await conn.execute(select(c.id_hash).where(
+                c.origin.in_(found), c.id_hash.not_in(ids)))]
+            ids.extend(found)
         if ids:
             await conn.execute(delete(t.sessions).where(t.sessions.c.id_hash.in_(ids)))
             for id_hash in ids:

@@ -27,7 +27,17 @@ from gateway.store.users import user_id_in
 
 def session_from_row(row: Row[Any]) -> SessionRecord:
     return SessionRecord(row.id_hash, row.name, row.fingerprint, row.created_at, row.last_seen,
-                         row.mfa_at, tuple(f for f in row.factors.split(",") if f))
+                         row.mfa_at, tuple(f for f in row.factors.split(",") if f),
+                         row.host, row.origin)
+
+
+async def insert_session(conn: AsyncConnection, session: SessionRecord) -> None:
+    """The ``sessions`` row (the caller writes its event in the same transaction)."""
+    uid = await user_id_in(conn, session.user)
+    await conn.execute(insert(t.sessions).values(
+        id_hash=session.id_hash, user_id=uid, fingerprint=session.fingerprint,
+        created_at=session.created_at, last_seen=session.last_seen, mfa_at=session.mfa_at,
+        factors=",".join(session.factors), host=session.host, origin=session.origin))
 
 
 def _failure(row: Row[Any]) -> FailureRecord:
@@ -149,11 +159,7 @@ class FactorStore(StoreBase):
 
     async def create_session(self, session: SessionRecord) -> None:
         async with self._tx() as conn:
-            uid = await user_id_in(conn, session.user)
-            await conn.execute(insert(t.sessions).values(
-                id_hash=session.id_hash, user_id=uid, fingerprint=session.fingerprint,
-                created_at=session.created_at, last_seen=session.last_seen,
-                mfa_at=session.mfa_at, factors=",".join(session.factors)))
+            await insert_session(conn, session)
             await self._event(conn, "session", session.id_hash)
 
     async def get_session(self, id_hash: str) -> SessionRecord | None:
@@ -171,7 +177,8 @@ class FactorStore(StoreBase):
 
     async def end_sessions(self, *, id_prefix: str | None = None, user: str | None = None,
                            fingerprint: str | None = None) -> list[str]:
-        """End sessions by (a prefix of) their id, by user or by certificate; their ids."""
+        """End sessions by (a prefix of) their id, by user or by certificate, with the
+        sessions handed off from them; their ids."""
         conditions = []
         if id_prefix is not None:
             conditions.append(t.sessions.c.id_hash.startswith(id_prefix, autoescape=True))

@@ -94,11 +94,24 @@ class SessionRecord:
     last_seen: datetime
     mfa_at: datetime | None  # when the last TOTP or recovery code was accepted
     factors: tuple[str, ...]  # e.g. ("mtls", "pwd", "otp")
+    host: str | None = None  # the app host its cookie was set on (None: before 0003)
+    origin: str | None = None  # the id_hash of the session it was handed off from
 
     @property
     def short_id(self) -> str:
         """What people and the CLI see: a prefix of the hash, never the cookie."""
         return self.id_hash[:16]
+
+
+class HandoffRefusal(StrEnum):
+    """Why a hand-off token was not redeemed."""
+
+    UNKNOWN = "unknown"  # never issued, or long gone
+    USED = "used"
+    EXPIRED = "expired"
+    OTHER_CERTIFICATE = "other-certificate"
+    OTHER_HOST = "other-host"
+    ORIGIN_ENDED = "origin-ended"  # the session it handed off ended meanwhile
 
 
 @dataclass(frozen=True, slots=True)

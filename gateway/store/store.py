@@ -5,7 +5,8 @@ gateway following the feed never misses a change, and a failure leaves nothing
 half-written. Refusals are ``NotFoundError``/``ConflictError`` with one sentence;
 an unreachable database is ``DatabaseUnavailableError``.
 
-The methods live with their noun (``users``, ``certs``, ``feed``, ``factors``) on top of
+The methods live with their noun (``users``, ``certs``, ``feed``, ``factors``,
+``handoffs``) on top of
 ``base.StoreBase`` (the engine, ``_tx``, ``_event``); this module composes them and
 owns opening and closing. Never called on the per-request path.
 """
@@ -16,10 +17,11 @@ from gateway.store.certs import CertStore
 from gateway.store.db import make_engine, migrate_async
 from gateway.store.factors import FactorStore
 from gateway.store.feed import FeedStore
+from gateway.store.handoffs import HandoffStore
 from gateway.store.users import UserStore
 
 
-class Store(UserStore, CertStore, FeedStore, FactorStore):
+class Store(UserStore, CertStore, FeedStore, FactorStore, HandoffStore):
     """One database, opened with ``await Store.open(url)`` and closed with ``close()``."""
 
     @classmethod

@@ -153,4 +153,21 @@ sessions = Table(
     Column("last_seen", UTCDateTime, nullable=False),
     Column("mfa_at", UTCDateTime),
     Column("factors", String(64), nullable=False),
+    # Migration 0003: the host the cookie was set on, and the session this one was
+    # handed off from (one sign-in covers every app host; see ``handoffs``).
+    Column("host", String(253)),
+    Column("origin", String(64), index=True),
+)
+
+# --- one sign-in on every app host (migration 0003) -----------------------------------
+
+handoffs = Table(
+    "handoffs", metadata,
+    # SHA-256 of the one-time token: the token itself is never stored.
+    Column("token_hash", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # the certificate it is bound to
+    Column("target_host", String(253), nullable=False),  # the only host that redeems it
+    Column("origin", String(64), nullable=False),  # the session it hands off
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("used_at", UTCDateTime),  # set once, by a conditional UPDATE
 )

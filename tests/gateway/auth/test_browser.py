@@ -4,7 +4,9 @@ certificate from its NSS database, chosen by a managed policy without a prompt.
 What a person sees: sent to the sign-in page with her name on it, a wrong password
 told in plain words, the right password and code taking her to the page she asked
 for, her whoami page with the Sign out button, and the lockout page after five
-wrong tries. Screenshots of each go to ``tests/artifacts/`` (and a copy to
+wrong tries; then, signed in on one app host, a second app host opening without a
+prompt (the sign-in handed over), and signing out there ending both. Screenshots of
+each go to ``tests/artifacts/`` (and a copy to
 ``/tmp/certgate-screenshots/``) for a person to look at.
 
 Skips when Debian's ``/usr/bin/chromium``, NSS's ``pk12util``/``certutil``, the
@@ -26,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.gateway.auth.conftest import PASSWORD, Alice
-from tests.gateway.conftest import Gateway
+from tests.gateway.conftest import Gateway, apps
 
 CHROMIUM = Path("/usr/bin/chromium")
 POLICY_DIR = Path("/etc/chromium/policies/managed")
@@ -160,5 +162,58 @@ async def test_sign_in_in_a_real_browser(gateway: Gateway, alice: Alice,
                 assert "your administrator" in text
                 assert await page.locator("#password").count() == 0
                 await _shot(page, "lockout")
+            finally:
+                await browser.close()
+
+
+@apps(wiki={"mfa": "required"})
+async def test_one_sign_in_opens_a_second_app_host(gateway: Gateway, alice: Alice,
+                                                   tmp_path: Path) -> None:
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    from playwright.async_api import async_playwright
+
+    home = tmp_path / "browser-home"
+    _nss_home(home, gateway, "alice")
+    first, second = f"https://secure.test:{gateway.port}", f"https://wiki.test:{gateway.port}"
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    # The policy's pattern, https://[*.]test:port, covers both app hosts.
+    with _auto_select_certificate(gateway.port):
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
+                                               env=env, headless=True)
+            try:
+                page = await browser.new_page(viewport={"width": 900, "height": 760})
+                await page.goto(f"{first}/start")
+                assert page.url.startswith(f"{first}/.certgate/login?")
+                response = await _submit(page, PASSWORD, alice.code())
+                assert page.url == f"{first}/start" and response.status == 200
+
+                # The second app host: no sign-in page, straight to the application.
+                response = await page.goto(f"{second}/docs?p=2")
+                assert response is not None and response.status == 200
+                assert page.url == f"{second}/docs?p=2"
+                seen = await response.json()
+                assert seen["path"] == "/docs?p=2"
+                assert seen["headers"]["X-Certgate-Factors"] == "mtls,pwd,otp"
+                hops, request = [], response.request
+                while request.redirected_from is not None:
+                    request = request.redirected_from
+                    hops.append(request.url.split("?", 1)[0])
+                assert hops == [f"{second}/.certgate/handoff", f"{first}/.certgate/handoff",
+                                f"{second}/docs"]
+                assert await page.locator("#password").count() == 0
+                await _shot(page, "handoff-second-app")
+
+                # Signing out on the second host signs out of the first one too.
+                await page.goto(f"{second}/.certgate/whoami")
+                async with page.expect_navigation() as navigation:
+                    await page.click("button[type=submit]")
+                assert (await navigation.value).status == 200
+                assert "every application" in await page.inner_text("main")
+                await _shot(page, "signed-out-everywhere")
+                await page.goto(f"{first}/start")
+                assert page.url.startswith(f"{first}/.certgate/login?")
             finally:
                 await browser.close()

@@ -62,3 +62,44 @@ def test_the_feed_puts_and_ends_sessions() -> None:
     assert index.lookup(value, "fp-a", NOW) is None and len(index) == 0
     index.put(session)
     assert index.drop(session.id_hash) == session and index.drop(session.id_hash) is None
+
+
+def test_elsewhere_finds_the_certificates_live_sessions_on_other_hosts() -> None:
+    def on(host: str | None, c: str, fp: str = "fp-a", mfa_minutes: int = 0,
+           created: datetime = NOW) -> SessionRecord:
+        return SessionRecord(c * 64, "alice", fp, created, created,
+                             NOW + timedelta(minutes=mfa_minutes), ("mtls", "pwd", "otp"),
+                             host=host)
+
+    wiki, ops, pbx = on("wiki.test", "a"), on("ops.test", "b", mfa_minutes=5), on("pbx.test", "c")
+    other_cert, legacy = on("wiki.test", "d", fp="fp-b"), on(None, "e")
+    stale = on("iis.test", "f", created=NOW - timedelta(hours=9))
+    index = SessionIndex(LIMITS, [wiki, ops, pbx, other_cert, legacy, stale])
+    assert index.elsewhere("fp-a", "pbx.test", NOW) == [ops, wiki]  # freshest code first
+    assert index.elsewhere("fp-b", "pbx.test", NOW) == [other_cert]
+    assert index.elsewhere("fp-none", "pbx.test", NOW) == []
+    assert index.elsewhere("fp-a", "pbx.test", NOW + timedelta(minutes=31)) == []  # idle
+    index.drop(ops.id_hash)
+    index.apply(wiki.id_hash, None)
+    assert index.elsewhere("fp-a", "pbx.test", NOW) == []
+    index.apply(wiki.id_hash, wiki)
+    assert index.elsewhere("fp-a", "pbx.test", NOW) == [wiki]
+    # An expired session a lookup ends leaves the certificate's map too.
+    value, session = _session()
+    index.put(session)
+    assert index.lookup(value, "fp-a", NOW + timedelta(hours=9)) is None
+    assert session.id_hash not in {s.id_hash for s in index.elsewhere("fp-a", "x", NOW)}
+    for c in "abcdef":
+        index.drop(c * 64)
+    index.drop(pbx.id_hash)
+    assert index._by_fingerprint == {}  # nothing left behind
+
+
+def test_a_late_copy_from_the_feed_does_not_make_a_used_session_idle() -> None:
+    index = SessionIndex(LIMITS)
+    value, session = _session()
+    index.put(session)
+    later = NOW + timedelta(minutes=25)
+    assert index.lookup(value, "fp-a", later) is not None  # used: last_seen moves
+    index.apply(session.id_hash, session)  # the feed's copy, as stored at sign-in
+    assert index.lookup(value, "fp-a", NOW + timedelta(minutes=50)) is not None
