@@ -35,7 +35,8 @@ BUILTIN = "/.certgate"
 PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json"})
 LOGIN = "/.certgate/login"
 LOGOUT = "/.certgate/logout"
-PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT}
+ENROLL = "/.certgate/enroll"
+PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT, ENROLL}
 _HOST_WITH_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::[0-9]{1,5})?")
 
 

@@ -8,9 +8,9 @@ with a table. What stays here is the I/O around it: the gateway's own pages unde
 ``/.certgate/`` (answered here, never proxied), forwarding the path the policy
 judged, and one ``finally`` that writes the audit record and the metrics.
 
-No database access and no blocking call in here; the sign-in and sign-out pages
-(``gateway.auth.login``) are the one place a request of the public listener reaches
-the database, and only for those two pages.
+No database access and no blocking call in here; the sign-in, sign-out and
+enrollment pages (``gateway.auth.login``, ``gateway.auth.enroll``) are the one place a
+request of the public listener reaches the database, and only for those pages.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.auth.enroll import enroll
 from gateway.auth.login import login, login_url, logout, logout_token
 from gateway.auth.sessions import cookie_value
-from gateway.http.admit import LOGIN, LOGOUT, Facts, Page, Refusal, admit
+from gateway.http.admit import ENROLL, LOGIN, LOGOUT, Facts, Page, Refusal, admit
 from gateway.http.exchange import Exchange, Verdict
 from gateway.http.forward import (
     ForwardError,
@@ -47,6 +48,7 @@ from policies.model import Reason, describe
 
 CERTIFICATE_ONLY = ("mtls",)
 SIGN_IN_REASONS = frozenset({Reason.MFA_REQUIRED, Reason.MFA_TOO_OLD})
+SIGN_IN_PAGES = {LOGIN: login, LOGOUT: logout, ENROLL: enroll}
 
 
 def _local_port(transport: Any) -> int:
@@ -83,9 +85,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 return _to_sign_in(request, out, result.reason, query)
             return _refuse(request, out, result.status, result.reason)
         if isinstance(result, Page):
-            if result.path in (LOGIN, LOGOUT) and result.identity is not None:
-                answer = await (login if result.path == LOGIN else logout)(
-                    request, runtime, result.identity, out.reference)
+            sign_in = SIGN_IN_PAGES.get(result.path)
+            if sign_in is not None and result.identity is not None:
+                answer = await sign_in(request, runtime, result.identity, out.reference)
                 out.status, out.reason = answer.response.status, answer.reason
                 out.verdict = Verdict.ALLOW if answer.allowed else Verdict.DENY
                 return answer.response
