@@ -60,6 +60,7 @@ class Reason(StrEnum):
     ENROLL_EXPIRED = "enroll-expired"
     ENROLLED = "enrolled"
     ENROLL_CLOSED = "enroll-closed"
+    FORM_INVALID = "form-invalid"
     BODY_TOO_LARGE = "body-too-large"
     UPSTREAM_UNAVAILABLE = "upstream-unavailable"
     UPSTREAM_TIMEOUT = "upstream-timeout"
@@ -104,6 +105,7 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.ENROLL_EXPIRED: "The page to set up your authenticator app was open too long.",
     Reason.ENROLLED: "Your authenticator app is set up.",
     Reason.ENROLL_CLOSED: "Your authenticator app is already set up.",
+    Reason.FORM_INVALID: "The form could not be read. Please go back and fill it in again.",
     Reason.BODY_TOO_LARGE: "The upload is larger than this application accepts.",
     Reason.UPSTREAM_UNAVAILABLE: "The application is not reachable right now.",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer.",

@@ -41,6 +41,7 @@ from gateway.auth.login import (
     failure_subjects,
     lock_end,
     login_url,
+    read_form,
     safe_next,
     sign_in_form,
     start_session,
@@ -141,7 +142,9 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
     if request.content_length is None or request.content_length > MAX_FORM:
         return Answer(refusal(request, status=413, reason=Reason.BODY_TOO_LARGE,
                               reference=reference, limit=MAX_FORM), Reason.BODY_TOO_LARGE, False)
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return _refuse(request, Reason.FORM_INVALID, 400, reference)
     next_path = safe_next(str(form.get("next", "")))
 
     def again(status: int, reason: Reason, error: str | None = None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from math import ceil
 from typing import TYPE_CHECKING, NamedTuple
@@ -65,6 +66,17 @@ def safe_next(value: str | None) -> str:
     if value.split("?", 1)[0].rstrip("/") in (LOGIN_PATH, "/.certgate/logout"):
         return "/"
     return value
+
+
+async def read_form(request: web.Request) -> Mapping[str, object] | None:
+    """The posted form, or None when it is not one a browser sends for these pages
+    (another content type, bytes that are not UTF-8): a clear 400, not a crash."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return None
+    try:
+        return await request.post()
+    except ValueError:  # UnicodeDecodeError included
+        return None
 
 
 def login_url(path_qs: str) -> str:
@@ -141,7 +153,10 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
     if request.content_length is None or request.content_length > MAX_FORM:
         return Answer(refusal(request, status=413, reason=Reason.BODY_TOO_LARGE,
                               reference=reference, limit=MAX_FORM), Reason.BODY_TOO_LARGE, False)
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return Answer(refusal(request, status=400, reason=Reason.FORM_INVALID,
+                              reference=reference), Reason.FORM_INVALID, False)
     next_path = safe_next(str(form.get("next", "")))
 
     def again(status: int, reason: Reason, error: str | None = None,
@@ -227,7 +242,7 @@ async def logout(request: web.Request, runtime: Runtime, identity: Identity,
         reason = Reason.METHOD_NOT_ALLOWED if request.method != "POST" else Reason.CSRF_INVALID
         return Answer(refusal(request, status=405 if request.method != "POST" else 403,
                               reason=reason, reference=reference), reason, False)
-    form = await request.post() if (request.content_length or 0) <= MAX_FORM else {}
+    form = (await read_form(request) if (request.content_length or 0) <= MAX_FORM else None) or {}
     if not csrf_valid(csrf_key(box), str(form.get("csrf", "")), logout_binding(session), now):
         return Answer(refusal(request, status=403, reason=Reason.CSRF_INVALID,
                               reference=reference), Reason.CSRF_INVALID, False)

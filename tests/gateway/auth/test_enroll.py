@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from gateway.auth.csrf import csrf_token
@@ -292,6 +293,18 @@ async def test_odd_requests_get_a_clear_answer(gateway: Gateway, pending: Pendin
     assert (status, body["error"]) == (405, "method-not-allowed")
     status, body, _ = await post(gateway, {"password": "x" * 10_000}, json=True)
     assert (status, body["error"]) == (413, "body-too-large")
+    for path in ("/.certgate/enroll", "/.certgate/login"):  # bytes that are not UTF-8
+        status, page, _ = await gateway.request(
+            "POST", path, host=SECURE, user=USER, data=b"csrf=%ff%fe&password=\xff",
+            headers={"Content-Type": "application/x-www-form-urlencoded",
+                     "Accept": "text/html"})
+        assert status == 400 and b"The form could not be read" in page
+    for path in ("/.certgate/enroll", "/.certgate/login"):  # not the form a browser sends
+        status, body, _ = await gateway.request("POST", path, host=SECURE, user=USER,
+                                                data=aiohttp.FormData({"password": "x"},
+                                                                      quote_fields=False,
+                                                                      default_to_multipart=True))
+        assert (status, body["error"]) == (400, "form-invalid")
     status, body, _ = await post(gateway, {"password": PASSWORD}, json=True, user="bob")
     assert (status, body["error"]) == (403, "mfa-not-enrolled")
     status, body, _ = await gateway.request("POST", "/.certgate/enroll", host=SECURE, user=None)
