@@ -11,8 +11,9 @@ A person whose authenticator the admin left to them ("pending") sees a password-
 form that posts to the enrollment page (``gateway.auth.enroll``), which shares this
 module's form, counters and session start.
 
-This is the one place on the public listener that talks to the database: only
-here, only for a sign-in or sign-out, never for a proxied request. Password
+This (with ``gateway.auth.enroll``) is the one place on the public listener that
+talks to the database: only for a sign-in, sign-out or enrollment, never for a
+proxied request. Password
 hashing runs in a worker thread. Never logs or records a password, a code, a
 recovery code or a cookie.
 """
