@@ -55,6 +55,12 @@ class Reason(StrEnum):
     LOCKED_OUT = "locked-out"
     LOGGED_OUT = "logged-out"
     CSRF_INVALID = "csrf-invalid"
+    ENROLL_PAGE = "enroll-page"
+    ENROLL_FAILED = "enroll-failed"
+    ENROLL_EXPIRED = "enroll-expired"
+    ENROLLED = "enrolled"
+    ENROLL_CLOSED = "enroll-closed"
+    FORM_INVALID = "form-invalid"
     BODY_TOO_LARGE = "body-too-large"
     UPSTREAM_UNAVAILABLE = "upstream-unavailable"
     UPSTREAM_TIMEOUT = "upstream-timeout"
@@ -106,6 +112,12 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.LOCKED_OUT: "Sign-in is locked after too many failed attempts.",
     Reason.LOGGED_OUT: "You are signed out of every application of this gateway.",
     Reason.CSRF_INVALID: "The form was too old or did not come from this page.",
+    Reason.ENROLL_PAGE: "The page to set up your authenticator app was shown.",
+    Reason.ENROLL_FAILED: "The code from your authenticator app is not right.",
+    Reason.ENROLL_EXPIRED: "The page to set up your authenticator app was open too long.",
+    Reason.ENROLLED: "Your authenticator app is set up.",
+    Reason.ENROLL_CLOSED: "Your authenticator app is already set up.",
+    Reason.FORM_INVALID: "The form could not be read. Please go back and fill it in again.",
     Reason.BODY_TOO_LARGE: "The upload is larger than this application accepts.",
     Reason.UPSTREAM_UNAVAILABLE: "The application is not reachable right now.",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer.",

@@ -7,14 +7,18 @@ browser brought) bound to that certificate, then sends the browser back to
 ``next`` (a path on the same host, nothing else). Failures never say which factor
 was wrong; they count per user and per certificate, and too many within the window
 lock sign-in for a while, on every node (the counters are in the database).
+A person whose authenticator the admin left to them ("pending") sees a password-only
+form that posts to the enrollment page (``gateway.auth.enroll``), which shares this
+module's form, counters and session start.
 
 A session remembers the host it was started on, so that ``gateway.auth.handoff``
 can carry it to the other app hosts; sign-out ends every session of the
 certificate, on every host.
 
-With ``gateway.auth.handoff``, the one place on the public listener that talks to
-the database: only for a sign-in, a sign-out or a hand-off, never for a proxied
-request. Password hashing runs in a worker thread. Never logs or records a password, a code, a
+This (with ``gateway.auth.enroll`` and ``gateway.auth.handoff``) is the one place on
+the public listener that talks to the database: only for a sign-in, sign-out,
+enrollment or hand-off, never for a proxied request. Password hashing runs in a
+worker thread. Never logs or records a password, a code, a
 recovery code or a cookie.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from math import ceil
 from typing import TYPE_CHECKING, NamedTuple
@@ -35,7 +40,7 @@ from gateway.auth.passwords import decoy_hash, verify_password
 from gateway.auth.recovery import matching_code
 from gateway.auth.secretbox import SecretBox, SecretBoxError
 from gateway.auth.sessions import COOKIE, cookie_value, new_session_secret
-from gateway.auth.totp import accepted_step, normalise_code, secret_context
+from gateway.auth.totp import PENDING, accepted_step, normalise_code, secret_context
 from gateway.http.admit import host_from_header
 from gateway.http.pages import html_page, json_page, refusal, wants_json
 from gateway.identity.index import Identity
@@ -70,27 +75,41 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+async def read_form(request: web.Request) -> Mapping[str, object] | None:
+    """The posted form, or None when it is not one a browser sends for these pages
+    (another content type, bytes that are not UTF-8): a clear 400, not a crash."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return None
+    try:
+        return await request.post()
+    except ValueError:  # UnicodeDecodeError included
+        return None
+
+
 def login_url(path_qs: str) -> str:
     return f"{LOGIN_PATH}?next={quote(path_qs, safe='/')}"
 
 
-def _csrf_key(box: SecretBox) -> bytes:
+def csrf_key(box: SecretBox) -> bytes:
     return box.derived_key("csrf")
 
 
-def _subjects(identity: Identity) -> tuple[str, str]:
+def failure_subjects(identity: Identity) -> tuple[str, str]:
     return f"user:{identity.user}", f"cert:{identity.fingerprint}"
 
 
-def _locked_until(failures: dict[str, FailureRecord], now: datetime) -> datetime | None:
+def lock_end(failures: dict[str, FailureRecord], now: datetime) -> datetime | None:
     until = [f.locked_until for f in failures.values()
              if f.locked_until is not None and f.locked_until > now]
     return max(until) if until else None
 
 
-def _form(request: web.Request, runtime: Runtime, identity: Identity, *, status: int,
-          reason: Reason, reference: str, next_path: str, now: datetime,
-          error: str | None = None, locked_until: datetime | None = None) -> web.Response:
+def sign_in_form(request: web.Request, runtime: Runtime, identity: Identity, *, status: int,
+                 reason: Reason, reference: str, next_path: str, now: datetime,
+                 error: str | None = None, locked_until: datetime | None = None,
+                 pending: bool = False) -> web.Response:
+    """The sign-in page (password + code; password only while ``pending``), or the
+    lockout notice in its place."""
     config = runtime.state.config.auth
     if wants_json(request):
         data = {"error": reason.value, "message": error or describe(reason),
@@ -105,9 +124,9 @@ def _form(request: web.Request, runtime: Runtime, identity: Identity, *, status:
     return html_page(
         "login.html", status, title="Sign in", site=request.url.host, person=identity.user,
         email=identity.email, helpdesk=config.helpdesk, error=error, reference=reference,
-        next=next_path, csrf=csrf_token(_csrf_key(box), identity.fingerprint, now),
+        next=next_path, csrf=csrf_token(csrf_key(box), identity.fingerprint, now),
         locked_until=locked_until.strftime("%H:%M UTC") if locked_until else None,
-        locked_minutes=minutes)
+        locked_minutes=minutes, pending=pending)
 
 
 async def login(request: web.Request, runtime: Runtime, identity: Identity,
@@ -126,12 +145,14 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
     if request.method == "GET":
         next_path = safe_next(request.query.get("next"))
         try:
-            failures = await runtime.store.failures(_subjects(identity))
+            failures = await runtime.store.failures(failure_subjects(identity))
         except StoreError:
             failures = {}
-        return Answer(_form(request, runtime, identity, status=200, reason=Reason.LOGIN_PAGE,
-                            reference=reference, next_path=next_path, now=now,
-                            locked_until=_locked_until(failures, now)),
+        return Answer(sign_in_form(request, runtime, identity, status=200,
+                                   reason=Reason.LOGIN_PAGE, reference=reference,
+                                   next_path=next_path, now=now,
+                                   locked_until=lock_end(failures, now),
+                                   pending=totp.state == PENDING),
                       Reason.LOGIN_PAGE, True)
     if request.method != "POST":
         return Answer(refusal(request, status=405, reason=Reason.METHOD_NOT_ALLOWED,
@@ -139,58 +160,82 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
     if request.content_length is None or request.content_length > MAX_FORM:
         return Answer(refusal(request, status=413, reason=Reason.BODY_TOO_LARGE,
                               reference=reference, limit=MAX_FORM), Reason.BODY_TOO_LARGE, False)
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return Answer(refusal(request, status=400, reason=Reason.FORM_INVALID,
+                              reference=reference), Reason.FORM_INVALID, False)
     next_path = safe_next(str(form.get("next", "")))
 
     def again(status: int, reason: Reason, error: str | None = None,
               locked_until: datetime | None = None) -> Answer:
-        return Answer(_form(request, runtime, identity, status=status, reason=reason,
-                            reference=reference, next_path=next_path, now=now, error=error,
-                            locked_until=locked_until), reason, False)
+        return Answer(sign_in_form(request, runtime, identity, status=status, reason=reason,
+                                   reference=reference, next_path=next_path, now=now,
+                                   error=error, locked_until=locked_until,
+                                   pending=totp.state == PENDING), reason, False)
 
-    if not csrf_valid(_csrf_key(box), str(form.get("csrf", "")), identity.fingerprint, now):
+    if not csrf_valid(csrf_key(box), str(form.get("csrf", "")), identity.fingerprint, now):
         return again(403, Reason.CSRF_INVALID, "This form was too old or did not come from "
                      "this page. Please type your password and code again.")
-    subjects = _subjects(identity)
+    subjects = failure_subjects(identity)
     failures = await runtime.store.failures(subjects)
-    locked = _locked_until(failures, now)
+    locked = lock_end(failures, now)
     if locked is not None:
         return again(429, Reason.LOCKED_OUT, locked_until=locked)
 
+    if totp.state == PENDING:
+        # The code field is not there yet: the form for this person posts to the
+        # enrollment page. Nothing was checked, so nothing counts as a failure.
+        return again(409, Reason.ENROLL_PAGE, "First set up your authenticator app: "
+                     "type your password below.")
     factor = await _check_factors(runtime, box, identity, totp, str(form.get("password", "")),
                                   str(form.get("code", "")), now)
     if factor is None:
-        rule = _rule(runtime)
-        updated = [_record(s, after_failure(_state(failures.get(s)), rule, now))
-                   for s in subjects]
-        await runtime.store.save_failures(updated)
-        locked = _locked_until({f.subject: f for f in updated}, now)
+        locked = await count_failure(runtime, identity, failures, now)
         if locked is not None:
-            runtime.log.warning("sign-in locked for user %s until %s", identity.user,
-                                locked.isoformat())
             return again(429, Reason.LOCKED_OUT, locked_until=locked)
         return again(401, Reason.LOGIN_FAILED, "The password or the code is not right. "
                      "Check both and try again.")
 
     if failures:
         await runtime.store.clear_failures(subjects)
+    response = web.Response(status=303, headers={"Location": next_path,
+                                                 "Cache-Control": "no-store"})
+    await start_session(request, runtime, identity, ("mtls", "pwd", factor), now, response)
+    return Answer(response, Reason.LOGIN_SUCCEEDED, True)
+
+
+async def count_failure(runtime: Runtime, identity: Identity,
+                        failures: dict[str, FailureRecord], now: datetime) -> datetime | None:
+    """One more failed attempt for the user and the certificate; when sign-in is now
+    locked, until when."""
+    rule = _rule(runtime)
+    updated = [_record(s, after_failure(_state(failures.get(s)), rule, now))
+               for s in failure_subjects(identity)]
+    await runtime.store.save_failures(updated)
+    locked = lock_end({f.subject: f for f in updated}, now)
+    if locked is not None:
+        runtime.log.warning("sign-in locked for user %s until %s", identity.user,
+                            locked.isoformat())
+    return locked
+
+
+async def start_session(request: web.Request, runtime: Runtime, identity: Identity,
+                        factors: tuple[str, ...], now: datetime,
+                        response: web.StreamResponse) -> None:
+    """A new session (a new random id) bound to this certificate, its cookie on
+    ``response``; a session the browser brought from before (same certificate) ends
+    everywhere: its id is never reused."""
     value, id_hash = new_session_secret()
     session = SessionRecord(id_hash, identity.user, identity.fingerprint, now, now, now,
-                            ("mtls", "pwd", factor),
-                            host=host_from_header(request.headers.get("Host", "")))
+                            factors, host=host_from_header(request.headers.get("Host", "")))
     await runtime.store.create_session(session)
     runtime.sessions.put(session)  # this node at once; the others through the feed
-    # A session the browser brought from before this sign-in (same certificate) ends
-    # everywhere: its id is never reused.
     old = cookie_value(request.headers.get("Cookie", ""))
     prior = runtime.sessions.lookup(old, identity.fingerprint, now) if old else None
     if prior is not None:
         await runtime.store.end_sessions(id_prefix=prior.id_hash)
         runtime.sessions.drop(prior.id_hash)
-    response = web.Response(status=303, headers={"Location": next_path,
-                                                 "Cache-Control": "no-store"})
     response.set_cookie(COOKIE, value, secure=True, httponly=True, samesite="Lax", path="/")
-    return Answer(response, Reason.LOGIN_SUCCEEDED, True)
 
 
 async def logout(request: web.Request, runtime: Runtime, identity: Identity,
@@ -205,8 +250,8 @@ async def logout(request: web.Request, runtime: Runtime, identity: Identity,
         reason = Reason.METHOD_NOT_ALLOWED if request.method != "POST" else Reason.CSRF_INVALID
         return Answer(refusal(request, status=405 if request.method != "POST" else 403,
                               reason=reason, reference=reference), reason, False)
-    form = await request.post() if (request.content_length or 0) <= MAX_FORM else {}
-    if not csrf_valid(_csrf_key(box), str(form.get("csrf", "")), logout_binding(session), now):
+    form = (await read_form(request) if (request.content_length or 0) <= MAX_FORM else None) or {}
+    if not csrf_valid(csrf_key(box), str(form.get("csrf", "")), logout_binding(session), now):
         return Answer(refusal(request, status=403, reason=Reason.CSRF_INVALID,
                               reference=reference), Reason.CSRF_INVALID, False)
     ended = await runtime.store.end_sessions(fingerprint=identity.fingerprint)
@@ -227,7 +272,7 @@ def logout_binding(session: SessionRecord) -> str:
 
 def logout_token(runtime: Runtime, session: SessionRecord, now: datetime) -> str | None:
     box = runtime.secret_box()
-    return None if box is None else csrf_token(_csrf_key(box), logout_binding(session), now)
+    return None if box is None else csrf_token(csrf_key(box), logout_binding(session), now)
 
 
 def _rule(runtime: Runtime) -> LockoutRule:
@@ -246,6 +291,13 @@ def _record(subject: str, state: Failures) -> FailureRecord:
     return FailureRecord(subject, state.count, state.window_start, state.locked_until)
 
 
+async def check_password(runtime: Runtime, identity: Identity, password: str) -> bool:
+    """The password holds (hashed in a worker thread; a user without one takes as long)."""
+    user = await runtime.store.get_user(identity.user)
+    ok = await asyncio.to_thread(verify_password, user.password_hash or decoy_hash(), password)
+    return ok and user.password_hash is not None
+
+
 async def _check_factors(runtime: Runtime, box: SecretBox, identity: Identity,
                          totp: TotpRecord, password: str, code: str,
                          now: datetime) -> str | None:
@@ -254,11 +306,7 @@ async def _check_factors(runtime: Runtime, box: SecretBox, identity: Identity,
     Both factors are always checked, so the time taken does not tell which failed.
     """
     store = runtime.store
-    user = await store.get_user(identity.user)
-    password_ok = await asyncio.to_thread(
-        verify_password, user.password_hash or decoy_hash(), password)
-    if user.password_hash is None:
-        return None
+    password_ok = await check_password(runtime, identity, password)
     if normalise_code(code) is not None:
         try:
             secret = box.open(totp.secret_sealed, context=secret_context(identity.user))

@@ -21,6 +21,10 @@ STEP_SECONDS = 30
 DIGITS = 6
 DRIFT_STEPS = 1
 _CODE = re.compile(r"^[0-9]{6}$")
+# A TOTP record's state: "pending" until the person confirms a first code on the
+# enrollment page (the admin chose self-service), then "active".
+PENDING = "pending"
+ACTIVE = "active"
 
 
 def secret_context(user: str) -> str:

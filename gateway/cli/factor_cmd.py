@@ -1,4 +1,5 @@
-"""``certgate user totp-enroll|totp-reset|recovery-codes|unlock`` and ``certgate session …``.
+"""``certgate user totp-enroll|totp-reset [--pending]|recovery-codes|unlock`` and
+``certgate session …``.
 
 Parses arguments, calls ``gateway.manage.factors`` and prints. The TOTP secret and
 the recovery codes are printed once, for the admin to hand over; they are never
@@ -14,7 +15,7 @@ import click
 import segno
 
 from gateway.cli.common import CliContext, echo_json, echo_table, now, run
-from gateway.cli.user_cmd import user
+from gateway.cli.user_cmd import pending_message, user
 from gateway.manage import factors
 from gateway.store.records import SessionRecord
 
@@ -65,17 +66,39 @@ def totp_enroll(obj: CliContext, name: str, as_json: bool) -> None:
     click.echo("\nThese are shown only now.")
 
 
-@user.command("totp-reset")
+_RESET_EPILOG = """\b
+EXAMPLES
+  certgate user totp-reset alice --pending   # lost phone: alice sets up a new one herself
+  certgate user totp-reset alice             # then: certgate user totp-enroll alice
+"""
+
+
+@user.command("totp-reset", epilog=_RESET_EPILOG)
 @click.argument("name")
+@click.option("--pending", is_flag=True,
+              help="Let the user set up a new authenticator themselves at their next "
+                   "sign-in (certificate and password), instead of `totp-enroll`.")
 @click.pass_obj
-def totp_reset(obj: CliContext, name: str) -> None:
-    """Forget a user's authenticator and recovery codes (lost phone); ends their sessions."""
+def totp_reset(obj: CliContext, name: str, pending: bool) -> None:
+    """Forget a user's authenticator and recovery codes (lost phone); ends their sessions.
+
+    Without --pending the user can't sign in to applications that ask for a code until
+    you run `certgate user totp-enroll`. With --pending they set up the new one
+    themselves, on the sign-in page.
+    """
 
     async def go() -> None:
         async with obj.store() as store:
-            await factors.reset_totp(store, name)
+            if pending:
+                await factors.mark_totp_pending(store, obj.config, name)
+            else:
+                await factors.reset_totp(store, name)
 
     run(go)
+    if pending:
+        click.echo(f"authenticator of {name} removed, recovery codes void, sessions ended.")
+        click.echo(pending_message(name))
+        return
     click.echo(f"authenticator of {name} removed; enroll a new one with "
                f"`certgate user totp-enroll {name}`")
 

@@ -20,7 +20,7 @@ from gateway.cli.common import (
     read_secret_argument,
     run,
 )
-from gateway.manage import users
+from gateway.manage import factors, users
 from gateway.store.records import UserRecord
 
 
@@ -30,9 +30,19 @@ def user_json(user: UserRecord) -> dict[str, Any]:
             "created_at": user.created_at.isoformat()}
 
 
+def pending_message(name: str) -> str:
+    """What the admin tells the person once their authenticator is left to them."""
+    return (f"{name} will set up the authenticator app on their phone themselves. Next time "
+            f"{name} opens an application that asks for a code, the sign-in page asks only "
+            "for the password, then shows a QR code to scan with the phone and asks for the "
+            "first 6-digit code; after that it shows 10 recovery codes to write down. "
+            f"Tell {name} to have their phone ready.")
+
+
 _EPILOG = """\b
 EXAMPLES
   certgate user add alice --email alice@example.com --group staff --group pbx-admins
+  certgate user add bob --group staff --password-file bob.pw --totp pending
   certgate user list --json
   certgate user disable alice
   certgate user groups set alice staff
@@ -50,9 +60,14 @@ def user() -> None:
 @click.option("--group", "groups", multiple=True, help="Group membership (repeatable).")
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
               help="File whose first line is the password for the second-factor login.")
+@click.option("--totp", type=click.Choice(["none", "pending"]), default="none",
+              show_default=True,
+              help="pending: the user sets up their authenticator app themselves at their "
+                   "first sign-in (certificate and password). Or later: "
+                   "`certgate user totp-enroll`.")
 @click.pass_obj
 def add(obj: CliContext, name: str, email: str | None, groups: tuple[str, ...],
-        password_file: Path | None) -> None:
+        password_file: Path | None, totp: str) -> None:
     """Add a user."""
     # Refuse bad arguments before the database is opened (and perhaps migrated).
     users.check_new_user(name, email, groups)
@@ -62,12 +77,20 @@ def add(obj: CliContext, name: str, email: str | None, groups: tuple[str, ...],
 
     async def go() -> UserRecord:
         async with obj.store() as store:
-            return await users.add_user(store, name, email=email, groups=groups,
-                                        password=password)
+            added = await users.add_user(store, name, email=email, groups=groups,
+                                         password=password)
+            if totp == "pending":
+                await factors.mark_totp_pending(store, obj.config, name)
+            return added
 
     added = run(go)
     click.echo(f"added user {added.name}" + (f" in {', '.join(added.groups)}"
                                               if added.groups else ""))
+    if totp == "pending":
+        click.echo(pending_message(name))
+        if password is None:
+            click.echo(f"{name} has no password yet: set one with "
+                       f"`certgate user passwd {name}` before they sign in.")
 
 
 @user.command("list")

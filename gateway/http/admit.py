@@ -36,7 +36,8 @@ PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json"})
 LOGIN = "/.certgate/login"
 LOGOUT = "/.certgate/logout"
 HANDOFF = "/.certgate/handoff"  # one sign-in on every app host (gateway.auth.handoff)
-PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT, HANDOFF}
+ENROLL = "/.certgate/enroll"  # setting up the authenticator oneself (gateway.auth.enroll)
+PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT, HANDOFF, ENROLL}
 _HOST_WITH_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::[0-9]{1,5})?")
 
 

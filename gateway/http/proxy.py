@@ -8,11 +8,12 @@ with a table. What stays here is the I/O around it: the gateway's own pages unde
 ``/.certgate/`` (answered here, never proxied), forwarding the path the policy
 judged, and one ``finally`` that writes the audit record and the metrics.
 
-No database access and no blocking call in here; the sign-in, sign-out and hand-off
-pages (``gateway.auth.login``, ``gateway.auth.handoff``) are the one place a request
-of the public listener reaches the database, and only for those pages. A browser
-sent to sign in on one app host while its certificate is signed in on another is
-sent to fetch that sign-in instead (``handoff_location``, from memory).
+No database access and no blocking call in here; the sign-in, sign-out, hand-off and
+enrollment pages (``gateway.auth.login``, ``gateway.auth.handoff``,
+``gateway.auth.enroll``) are the one place a request of the public listener reaches
+the database, and only for those pages. A browser sent to sign in on one app host
+while its certificate is signed in on another is sent to fetch that sign-in instead
+(``handoff_location``, from memory).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.auth.enroll import enroll
 from gateway.auth.handoff import handoff, handoff_location
 from gateway.auth.login import login, login_url, logout, logout_token
 from gateway.auth.sessions import cookie_value
-from gateway.http.admit import HANDOFF, LOGIN, LOGOUT, Facts, Page, Refusal, admit
+from gateway.http.admit import ENROLL, HANDOFF, LOGIN, LOGOUT, Facts, Page, Refusal, admit
 from gateway.http.exchange import Exchange, Verdict
 from gateway.http.forward import (
     ForwardError,
@@ -50,7 +52,7 @@ from policies.model import Reason, describe
 
 CERTIFICATE_ONLY = ("mtls",)
 SIGN_IN_REASONS = frozenset({Reason.MFA_REQUIRED, Reason.MFA_TOO_OLD})
-SIGN_IN_PAGES = {LOGIN: login, LOGOUT: logout, HANDOFF: handoff}
+SIGN_IN_PAGES = {LOGIN: login, LOGOUT: logout, HANDOFF: handoff, ENROLL: enroll}
 
 
 def _local_port(transport: Any) -> int:
@@ -87,9 +89,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 return _to_sign_in(request, out, result.reason, query, runtime, port, now)
             return _refuse(request, out, result.status, result.reason)
         if isinstance(result, Page):
-            if result.path in SIGN_IN_PAGES and result.identity is not None:
-                answer = await SIGN_IN_PAGES[result.path](request, runtime, result.identity,
-                                                          out.reference)
+            sign_in = SIGN_IN_PAGES.get(result.path)
+            if sign_in is not None and result.identity is not None:
+                answer = await sign_in(request, runtime, result.identity, out.reference)
                 out.status, out.reason = answer.response.status, answer.reason
                 out.verdict = Verdict.ALLOW if answer.allowed else Verdict.DENY
                 return answer.response

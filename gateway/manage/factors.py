@@ -1,5 +1,6 @@
-"""Second-factor use-cases: enroll a TOTP authenticator, reset it, new recovery codes,
-unlock a locked-out user, list and end login sessions, a user's last TOTP.
+"""Second-factor use-cases: enroll a TOTP authenticator (or leave it to the person:
+"pending"), reset it, new recovery codes, unlock a locked-out user, list and end login
+sessions, a user's last TOTP.
 
 The TOTP secret is sealed with the data dir's secrets key (created here, 0600,
 if ``init`` has not made one yet) before it reaches the store; recovery codes are
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.auth.recovery import hash_recovery_code, new_recovery_codes
-from gateway.auth.secretbox import create_key_file, load_secret_box
-from gateway.auth.totp import new_secret, provisioning_uri, secret_context
+from gateway.auth.secretbox import SecretBox, create_key_file, load_secret_box
+from gateway.auth.totp import PENDING, new_secret, provisioning_uri, secret_context
 from gateway.config import Config
 from gateway.manage.errors import ManageError
 from gateway.store.records import SessionRecord
@@ -45,9 +46,7 @@ async def enroll_totp(store: Store, config: Config, user: str) -> Enrollment:
     found = await store.get_user(user)
     if not found.enabled:
         raise ManageError(f"user '{user}' is disabled; enable them first")
-    path = config.auth.secrets_key
-    await asyncio.to_thread(create_key_file, path)
-    box = await asyncio.to_thread(load_secret_box, path)
+    box = await _secret_box(config)
     secret = new_secret()
     codes = new_recovery_codes()
     hashes = await _hashed(codes)
@@ -56,6 +55,29 @@ async def enroll_totp(store: Store, config: Config, user: str) -> Enrollment:
     account = found.email or user
     return Enrollment(user, secret, provisioning_uri(secret, account=account,
                                                      issuer=config.auth.issuer), tuple(codes))
+
+
+async def mark_totp_pending(store: Store, config: Config, user: str) -> None:
+    """Leave the authenticator to ``user``: on their next sign-in (certificate and
+    password) they set it up themselves on the enrollment page.
+
+    A fresh secret, sealed, in state "pending"; the old authenticator and recovery
+    codes stop working and their sessions end everywhere. The secret is not returned:
+    only the enrollment page shows it, to the person who passed the password.
+    """
+    found = await store.get_user(user)
+    if not found.enabled:
+        raise ManageError(f"user '{user}' is disabled; enable them first")
+    box = await _secret_box(config)
+    await store.reset_totp(user)  # recovery codes gone, sessions end
+    await store.set_totp(user, box.seal(new_secret(), context=secret_context(user)),
+                         state=PENDING)
+
+
+async def _secret_box(config: Config) -> SecretBox:
+    path = config.auth.secrets_key
+    await asyncio.to_thread(create_key_file, path)
+    return await asyncio.to_thread(load_secret_box, path)
 
 
 async def reset_totp(store: Store, user: str) -> None:

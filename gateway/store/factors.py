@@ -78,15 +78,18 @@ class FactorStore(StoreBase):
 
     async def accept_totp_step(self, user: str, step: int, *, confirm: bool = False) -> bool:
         """Record ``step`` as used if it is newer than the last one; False if it is not
-        (a replay, possibly on another node). ``confirm`` also marks the secret active."""
+        (a replay, possibly on another node). ``confirm`` also marks a pending secret
+        active, and is False when it is no longer pending (confirmed meanwhile, on any
+        node: the enrollment page works once)."""
         async with self._tx() as conn:
             uid = await user_id_in(conn, user)
             values: dict[str, Any] = {"last_step": step}
+            where = [t.totp.c.user_id == uid,
+                     or_(t.totp.c.last_step.is_(None), t.totp.c.last_step < step)]
             if confirm:
                 values["state"] = "active"
-            result = await conn.execute(update(t.totp).where(
-                t.totp.c.user_id == uid,
-                or_(t.totp.c.last_step.is_(None), t.totp.c.last_step < step)).values(**values))
+                where.append(t.totp.c.state == "pending")
+            result = await conn.execute(update(t.totp).where(*where).values(**values))
             return result.rowcount == 1
 
     async def reset_totp(self, user: str) -> None:
