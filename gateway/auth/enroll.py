@@ -31,15 +31,13 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
+from gateway.auth.attempts import failure_subjects, give_back, lock_end, note_lock, reserve
 from gateway.auth.csrf import csrf_token, csrf_valid
 from gateway.auth.login import (
     MAX_FORM,
     Answer,
     check_password,
-    count_failure,
     csrf_key,
-    failure_subjects,
-    lock_end,
     login_url,
     read_form,
     safe_next,
@@ -171,13 +169,18 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
         return _refuse(request, Reason.MFA_UNAVAILABLE, 403, reference)
 
     token = str(form.get("token", ""))
+    attempt = await reserve(runtime, identity, now)  # counted before it is checked
+    if not attempt.checkable:
+        return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
     if not token:  # Step 1: the password; a right one opens the enrollment page.
         if not await check_password(runtime, identity, str(form.get("password", ""))):
-            locked = await count_failure(runtime, identity, failures, now)
-            if locked is not None:
-                return again(429, Reason.LOCKED_OUT, locked_until=locked)
+            if attempt.locked_until is not None:
+                note_lock(runtime, identity, attempt.locked_until)
+                return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
             return again(401, Reason.LOGIN_FAILED, "The password is not right. "
                          "Check it and try again.")
+        # Half way: the count stays as it was until the code proves the app.
+        await give_back(runtime, identity, now)
         return Answer(_enroll_page(request, runtime, identity, status=200, secret=secret,
                                    token=enroll_token(box, identity, totp, now),
                                    csrf=csrf_token(csrf_key(box), identity.fingerprint, now),
@@ -187,14 +190,15 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
     # Step 2: the token proves step 1 (not older than TOKEN_AGE), the code proves the app.
     if not csrf_valid(_token_key(box), token, enroll_binding(identity, totp), now,
                       max_age=TOKEN_AGE):
+        await give_back(runtime, identity, now)  # nothing was checked
         return again(403, Reason.ENROLL_EXPIRED, "The set-up page was open for more than "
                      f"{int(TOKEN_AGE.total_seconds() // 60)} minutes, so it expired. "
                      "Type your password again to get a fresh one.")
     step = accepted_step(secret, str(form.get("code", "")), now=now, after_step=totp.last_step)
     if step is None:
-        locked = await count_failure(runtime, identity, failures, now)
-        if locked is not None:
-            return again(429, Reason.LOCKED_OUT, locked_until=locked)
+        if attempt.locked_until is not None:
+            note_lock(runtime, identity, attempt.locked_until)
+            return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
         # The same token again: the ten minutes run from the password, not the last try.
         return Answer(_enroll_page(
             request, runtime, identity, status=401, secret=secret, token=token,
@@ -209,8 +213,7 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
     if not await store.accept_totp_step(identity.user, step, confirm=True):
         return _closed(request, runtime, reference)  # confirmed meanwhile (another tab, node)
     await store.replace_recovery_codes(identity.user, hashes)
-    if failures:
-        await store.clear_failures(subjects)
+    await store.clear_failures(subjects)
     response = html_page("enroll_done.html", 200, title="Your authenticator app is set up",
                          site=request.url.host, codes=codes, next=next_path,
                          helpdesk=runtime.state.config.auth.helpdesk, reference=reference)

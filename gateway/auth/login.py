@@ -34,8 +34,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from gateway.auth.attempts import failure_subjects, lock_end, note_lock, reserve
 from gateway.auth.csrf import csrf_token, csrf_valid
-from gateway.auth.lockout import Failures, LockoutRule, after_failure
 from gateway.auth.passwords import decoy_hash, verify_password
 from gateway.auth.recovery import matching_code
 from gateway.auth.secretbox import SecretBox, SecretBoxError
@@ -45,7 +45,7 @@ from gateway.http.admit import host_from_header
 from gateway.http.pages import html_page, json_page, refusal, wants_json
 from gateway.identity.index import Identity
 from gateway.store.errors import StoreError
-from gateway.store.records import FailureRecord, SessionRecord, TotpRecord
+from gateway.store.records import SessionRecord, TotpRecord
 from policies.model import Reason, describe
 
 if TYPE_CHECKING:
@@ -92,16 +92,6 @@ def login_url(path_qs: str) -> str:
 
 def csrf_key(box: SecretBox) -> bytes:
     return box.derived_key("csrf")
-
-
-def failure_subjects(identity: Identity) -> tuple[str, str]:
-    return f"user:{identity.user}", f"cert:{identity.fingerprint}"
-
-
-def lock_end(failures: dict[str, FailureRecord], now: datetime) -> datetime | None:
-    until = [f.locked_until for f in failures.values()
-             if f.locked_until is not None and f.locked_until > now]
-    return max(until) if until else None
 
 
 def sign_in_form(request: web.Request, runtime: Runtime, identity: Identity, *, status: int,
@@ -187,36 +177,23 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
         # enrollment page. Nothing was checked, so nothing counts as a failure.
         return again(409, Reason.ENROLL_PAGE, "First set up your authenticator app: "
                      "type your password below.")
+    attempt = await reserve(runtime, identity, now)  # counted before it is checked
+    if not attempt.checkable:
+        return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
     factor = await _check_factors(runtime, box, identity, totp, str(form.get("password", "")),
                                   str(form.get("code", "")), now)
     if factor is None:
-        locked = await count_failure(runtime, identity, failures, now)
-        if locked is not None:
-            return again(429, Reason.LOCKED_OUT, locked_until=locked)
+        if attempt.locked_until is not None:
+            note_lock(runtime, identity, attempt.locked_until)
+            return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
         return again(401, Reason.LOGIN_FAILED, "The password or the code is not right. "
                      "Check both and try again.")
 
-    if failures:
-        await runtime.store.clear_failures(subjects)
+    await runtime.store.clear_failures(subjects)
     response = web.Response(status=303, headers={"Location": next_path,
                                                  "Cache-Control": "no-store"})
     await start_session(request, runtime, identity, ("mtls", "pwd", factor), now, response)
     return Answer(response, Reason.LOGIN_SUCCEEDED, True)
-
-
-async def count_failure(runtime: Runtime, identity: Identity,
-                        failures: dict[str, FailureRecord], now: datetime) -> datetime | None:
-    """One more failed attempt for the user and the certificate; when sign-in is now
-    locked, until when."""
-    rule = _rule(runtime)
-    updated = [_record(s, after_failure(_state(failures.get(s)), rule, now))
-               for s in failure_subjects(identity)]
-    await runtime.store.save_failures(updated)
-    locked = lock_end({f.subject: f for f in updated}, now)
-    if locked is not None:
-        runtime.log.warning("sign-in locked for user %s until %s", identity.user,
-                            locked.isoformat())
-    return locked
 
 
 async def start_session(request: web.Request, runtime: Runtime, identity: Identity,
@@ -273,22 +250,6 @@ def logout_binding(session: SessionRecord) -> str:
 def logout_token(runtime: Runtime, session: SessionRecord, now: datetime) -> str | None:
     box = runtime.secret_box()
     return None if box is None else csrf_token(csrf_key(box), logout_binding(session), now)
-
-
-def _rule(runtime: Runtime) -> LockoutRule:
-    cfg = runtime.state.config.auth.lockout
-    return LockoutRule(cfg.max_failures, cfg.window, cfg.lock_for)
-
-
-def _state(record: FailureRecord | None) -> Failures:
-    if record is None:
-        return Failures()
-    return Failures(record.count, record.window_start, record.locked_until)
-
-
-def _record(subject: str, state: Failures) -> FailureRecord:
-    assert state.window_start is not None
-    return FailureRecord(subject, state.count, state.window_start, state.locked_until)
 
 
 async def check_password(runtime: Runtime, identity: Identity, password: str) -> bool:

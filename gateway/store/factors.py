@@ -12,11 +12,13 @@ Must not see a TOTP secret in the clear (it arrives sealed) nor a session cookie
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, delete, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import tables as t
@@ -144,6 +146,33 @@ class FactorStore(StoreBase):
                 await conn.execute(insert(t.login_failures).values(
                     subject=rec.subject, count=rec.count, window_start=rec.window_start,
                     locked_until=rec.locked_until))
+
+    async def add_failure(self, subjects: Sequence[str], now: datetime,
+                          step: Callable[[FailureRecord], FailureRecord]
+                          ) -> list[tuple[FailureRecord, FailureRecord]]:
+        """Count one attempt for each subject, atomically: ``step`` turns the stored
+        record (count 0 when there was none) into the new one; (before, after) each.
+
+        Parallel attempts, on one node or several, count one after the other: the
+        transaction first writes the rows (an insert that does nothing when they
+        exist; on SQLite that takes the database's write lock), then reads them FOR
+        UPDATE (PostgreSQL's row locks), so no count is lost to a concurrent one.
+        """
+        wanted = sorted(set(subjects))  # one lock order for every caller: no deadlock
+        table = t.login_failures
+        async with self._tx() as conn:
+            dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            await conn.execute(dialect_insert(table).values([
+                {"subject": s, "count": 0, "window_start": now, "locked_until": None}
+                for s in wanted]).on_conflict_do_nothing(index_elements=["subject"]))
+            rows = await conn.execute(select(table).where(table.c.subject.in_(wanted))
+                                      .order_by(table.c.subject).with_for_update())
+            pairs = [(before, step(before)) for before in map(_failure, rows)]
+            for _, after in pairs:
+                await conn.execute(update(table).where(table.c.subject == after.subject)
+                                   .values(count=after.count, window_start=after.window_start,
+                                           locked_until=after.locked_until))
+            return pairs
 
     async def clear_failures(self, subjects: Iterable[str]) -> int:
         """Forget failures and lifts locks (``user unlock``); how many subjects had some."""

@@ -3,6 +3,7 @@ lockout, recovery codes, sessions bound to the certificate, logout and kill."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -192,6 +193,26 @@ async def test_lockout_then_unlock(gateway: Gateway, alice: Alice) -> None:
         await store.close()
     status, _, headers = await sign_in(gateway, code=alice.code())
     assert status == 303 and session_cookie(headers)
+
+
+async def test_parallel_guesses_cannot_slip_past_the_count(gateway: Gateway,
+                                                          alice: Alice) -> None:
+    """Twelve wrong sign-ins sent at once: at most four are answered "wrong" (the fifth
+    failure locks), every one is counted, and sign-in ends up locked."""
+    token = await login_form(gateway)
+    results = await asyncio.gather(*(
+        sign_in(gateway, password=f"guess {i}", code=alice.code(), csrf=token, json=True)
+        for i in range(12)))
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses.count(401) <= 4 and set(statuses) <= {401, 429}, statuses
+    store = await gateway.store()
+    try:
+        counted = await store.failures(["user:alice"])
+    finally:
+        await store.close()
+    assert counted["user:alice"].count == 12
+    status, body, _ = await sign_in(gateway, code=alice.code(), csrf=token, json=True)
+    assert (status, body["error"]) == (429, "locked-out")
 
 
 async def test_a_recovery_code_works_once(gateway: Gateway, alice: Alice) -> None:

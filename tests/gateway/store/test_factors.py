@@ -52,6 +52,22 @@ async def test_failures_saved_cleared_and_locks_listed(store: Store) -> None:
     assert list(await store.failures(["user:alice", "cert:ab"])) == ["cert:ab"]
 
 
+async def test_parallel_failures_all_count(store: Store) -> None:
+    """Twenty attempts at once (twenty connections, as from several nodes): every one
+    counts; the lost update of a read-then-write count would leave 1."""
+    def one_more(rec: FailureRecord) -> FailureRecord:
+        return FailureRecord(rec.subject, rec.count + 1, rec.window_start, rec.locked_until)
+
+    results = await asyncio.gather(*(store.add_failure(["user:alice", "cert:ab"], NOW, one_more)
+                                     for _ in range(20)))
+    befores = sorted(before.count for pairs in results for before, _ in pairs
+                     if before.subject == "user:alice")
+    assert befores == list(range(20))  # each saw the one before it
+    stored = await store.failures(["user:alice", "cert:ab"])
+    assert stored["user:alice"].count == stored["cert:ab"].count == 20
+    assert stored["user:alice"].window_start == NOW
+
+
 async def test_sessions_with_events_and_ends(store: Store) -> None:
     for name in ("alice", "bob"):
         await store.add_user(name)
