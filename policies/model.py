@@ -68,6 +68,7 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal-error"
     BAD_REQUEST = "bad-request"
     AUDIT_UNAVAILABLE = "audit-unavailable"
+    SIGN_IN_UNAVAILABLE = "sign-in-unavailable"
     # One sign-in on every app host: the hand-off between hosts.
     HANDOFF_SENT = "handoff-sent"
     HANDOFF_ISSUED = "handoff-issued"
@@ -127,6 +128,8 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
                            "your administrator.",
     Reason.AUDIT_UNAVAILABLE: "The gateway cannot record access right now, and this site "
                               "allows no access that is not recorded.",
+    Reason.SIGN_IN_UNAVAILABLE: "Signing in is not possible right now: the gateway cannot "
+                                "reach its database.",
     Reason.HANDOFF_SENT: "You are signed in on another application of this gateway; your "
                          "browser was sent there to bring that sign-in here.",
     Reason.HANDOFF_ISSUED: "Your sign-in was handed on to another application of this "

@@ -63,6 +63,9 @@ _ADVICE: dict[Reason, str] = {
     Reason.UPSTREAM_TIMEOUT: "Try again in a minute.",
     Reason.AUDIT_UNAVAILABLE: "Try again in a few minutes; if it lasts, tell your "
                               "administrator that the audit log cannot be written.",
+    Reason.SIGN_IN_UNAVAILABLE: "Applications you are already signed in to keep working. "
+                                "Try again in a few minutes; if it lasts, tell your "
+                                "administrator.",
 }
 
 

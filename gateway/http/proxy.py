@@ -24,11 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.auth.enroll import enroll
-from gateway.auth.handoff import handoff, handoff_location
-from gateway.auth.login import login, login_url, logout, logout_token
+from gateway.auth.handoff import handoff_location
+from gateway.auth.login import login_url, logout_token
+from gateway.auth.pages import SIGN_IN_PAGES, answer
 from gateway.auth.sessions import cookie_value
-from gateway.http.admit import ENROLL, HANDOFF, LOGIN, LOGOUT, Facts, Page, Refusal, admit
+from gateway.http.admit import Facts, Page, Refusal, admit
 from gateway.http.exchange import Exchange, Verdict
 from gateway.http.forward import (
     ForwardError,
@@ -52,7 +52,6 @@ from policies.model import Reason, describe
 
 CERTIFICATE_ONLY = ("mtls",)
 SIGN_IN_REASONS = frozenset({Reason.MFA_REQUIRED, Reason.MFA_TOO_OLD})
-SIGN_IN_PAGES = {LOGIN: login, LOGOUT: logout, HANDOFF: handoff, ENROLL: enroll}
 
 
 def _local_port(transport: Any) -> int:
@@ -89,12 +88,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 return _to_sign_in(request, out, result.reason, query, runtime, port, now)
             return _refuse(request, out, result.status, result.reason)
         if isinstance(result, Page):
-            sign_in = SIGN_IN_PAGES.get(result.path)
-            if sign_in is not None and result.identity is not None:
-                answer = await sign_in(request, runtime, result.identity, out.reference)
-                out.status, out.reason = answer.response.status, answer.reason
-                out.verdict = Verdict.ALLOW if answer.allowed else Verdict.DENY
-                return answer.response
+            if result.path in SIGN_IN_PAGES and result.identity is not None:
+                page_answer = await answer(result.path, request, runtime, result.identity,
+                                           out.reference)
+                out.status, out.reason = page_answer.response.status, page_answer.reason
+                out.verdict = Verdict.ALLOW if page_answer.allowed else Verdict.DENY
+                return page_answer.response
             page = _page(request, result, runtime, now)
             out.status, out.verdict, out.reason = page.status, Verdict.ALLOW, result.reason
             return page

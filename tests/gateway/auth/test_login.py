@@ -289,3 +289,27 @@ async def test_signing_in_again_ends_the_session_the_browser_brought(gateway: Ga
         assert len(await store.list_sessions("alice")) == 1  # ended in the database too
     finally:
         await store.close()
+
+
+async def test_without_the_database_sessions_work_and_sign_in_says_so(
+        gateway: Gateway, alice: Alice) -> None:
+    """Issue 11: during an outage what memory decides keeps working; a sign-in needs a
+    write and gets a clear 503, never an open door nor a traceback."""
+    _, _, headers = await sign_in(gateway, code=alice.code())
+    cookie = session_cookie(headers)
+    token = await login_form(gateway)
+    await gateway.runtime.store.close()
+    (gateway.data_dir / "certgate.db").rename(gateway.data_dir / "away.db")
+    try:
+        assert (await app_get(gateway, cookie))[0] == 200  # the session, from memory
+        alice.clock.advance(30)
+        status, body, _ = await sign_in(gateway, code=alice.code(), csrf=token, json=True)
+        assert (status, body["error"]) == (503, "sign-in-unavailable")
+        status, page, _ = await gateway.request("GET", "/.certgate/login", host=SECURE,
+                                                headers={"Accept": "text/html"})
+        assert status == 503 and b"already signed in to keep working" in page
+        assert b"Traceback" not in page
+    finally:
+        (gateway.data_dir / "away.db").rename(gateway.data_dir / "certgate.db")
+    status, _, _ = await sign_in(gateway, code=alice.code(), csrf=token)
+    assert status == 303  # back: signing in works again
