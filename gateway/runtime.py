@@ -28,6 +28,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.keys import load_audit_key
+from gateway.audit.sinks import DatabaseSink
 from gateway.audit.writer import AuditRecord, AuditWriter
 from gateway.auth.assertion import AssertionSigner
 from gateway.auth.secretbox import SecretBox, load_secret_box
@@ -75,7 +78,8 @@ def build_state(config: Config) -> State:
 # Read once at start (listeners, store, audit writer, logging, the CRL re-signer and
 # OCSP responder, the secrets key): a reload cannot change them.
 RESTART_KEYS = ("listen", "admin_listen", "pki_listen", "workers", "limits", "database_url",
-                "data_dir", "audit.path", "log_level", "auth.secrets_key", "pki.ca_dir",
+                "data_dir", "node", "audit.path", "audit.key", "audit.checkpoints",
+                "audit.memory_limit", "log_level", "auth.secrets_key", "pki.ca_dir",
                 "pki.ca_passphrase_file", "pki.crl_validity", "pki.ocsp_signer_cert",
                 "pki.ocsp_signer_key")
 
@@ -109,6 +113,28 @@ def load_secrets(config: Config, logger: logging.Logger) -> SecretBox | None:
     return load_secret_box(path)
 
 
+def build_audit_writer(config: Config, store: Store, worker: int = 0) -> AuditWriter:
+    """The audit writer of this process: the database, plus the JSON-lines file when
+    ``audit.path`` is set, and signed checkpoints when the audit key exists (an install
+    from before the key: a warning until `certgate init` adds it). Forked workers each
+    keep their own chain (``node-wN``) and spool."""
+    node = config.node if worker == 0 else f"{config.node}-w{worker}"
+    spool = "audit-spool.jsonl" if worker == 0 else f"audit-spool-w{worker}.jsonl"
+    audit = config.audit
+    checkpointer = None
+    if audit.key.exists():
+        checkpointer = Checkpointer(load_audit_key(audit.key), path=audit.checkpoints,
+                                    database=store, every=audit.checkpoint_every,
+                                    interval=audit.checkpoint_interval.total_seconds())
+    else:
+        log.warning("no audit key at %s: audit checkpoints are not signed, so a deleted "
+                    "tail of the audit log would go unnoticed; run `certgate init` with this "
+                    "config to add the key", audit.key)
+    return AuditWriter(audit.path, node=node, sinks=[DatabaseSink(store, node)],
+                       spool_path=config.data_dir / spool, checkpointer=checkpointer,
+                       memory_limit=audit.memory_limit)
+
+
 @dataclass
 class Runtime:
     state: State
@@ -134,8 +160,10 @@ class Runtime:
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @classmethod
-    async def start(cls, config: Config, *, poll_interval: float = 0.25) -> Runtime:
-        """Open the parts in order; if one fails, close the ones before it and re-raise."""
+    async def start(cls, config: Config, *, poll_interval: float = 0.25,
+                    worker: int = 0) -> Runtime:
+        """Open the parts in order; if one fails, close the ones before it and re-raise.
+        ``worker`` > 0 (a forked worker) gets its own audit chain and spool."""
         check_secret_files(config)  # before any key is read: refuse, naming the chmod
         for warning in exposed_files(config):
             log.warning("%s", warning)
@@ -151,8 +179,8 @@ class Runtime:
             stack.push_async_callback(store.close)
             snapshot = await store.identity_snapshot()
             index = CertificateIndex.from_snapshot(snapshot)
-            audit = AuditWriter(config.audit.path,
-                                spool_path=config.data_dir / "audit-spool.jsonl")
+            audit = build_audit_writer(config, store, worker)
+            await audit.start()  # where this node's chain stands
             runtime = cls(state, store, index, audit)
             # The pools current and retired at stop time, whatever reloads did meanwhile.
             stack.push_async_callback(runtime._close_pools)
@@ -174,10 +202,10 @@ class Runtime:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def running(cls, config: Config, *, poll_interval: float = 0.25
+    async def running(cls, config: Config, *, poll_interval: float = 0.25, worker: int = 0
                       ) -> AsyncIterator[Runtime]:
         """``start`` on entry, ``stop`` on exit: for one step of a caller's exit stack."""
-        runtime = await cls.start(config, poll_interval=poll_interval)
+        runtime = await cls.start(config, poll_interval=poll_interval, worker=worker)
         try:
             yield runtime
         finally:

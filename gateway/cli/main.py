@@ -28,6 +28,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("gateway.cli.crl_cmd", "crl"),
     ("gateway.cli.ca_cmd", "ca"),
     ("gateway.cli.policy_cmd", "policy"),
+    ("gateway.cli.audit_cmd", "audit"),
     ("gateway.cli.serve_cmd", "serve"),
     ("gateway.cli.demo_cmd", "demo"),
 )

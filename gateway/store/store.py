@@ -5,13 +5,14 @@ gateway following the feed never misses a change, and a failure leaves nothing
 half-written. Refusals are ``NotFoundError``/``ConflictError`` with one sentence;
 an unreachable database is ``DatabaseUnavailableError``.
 
-The methods live with their noun (``users``, ``certs``, ``feed``, ``factors``) on top of
-``base.StoreBase`` (the engine, ``_tx``, ``_event``); this module composes them and
-owns opening and closing. Never called on the per-request path.
+The methods live with their noun (``users``, ``certs``, ``feed``, ``factors``,
+``audit``) on top of ``base.StoreBase`` (the engine, ``_tx``, ``_event``); this module
+composes them and owns opening and closing. Never called on the per-request path.
 """
 
 from __future__ import annotations
 
+from gateway.store.audit import AuditStore
 from gateway.store.certs import CertStore
 from gateway.store.db import make_engine, migrate_async
 from gateway.store.factors import FactorStore
@@ -19,7 +20,7 @@ from gateway.store.feed import FeedStore
 from gateway.store.users import UserStore
 
 
-class Store(UserStore, CertStore, FeedStore, FactorStore):
+class Store(UserStore, CertStore, FeedStore, FactorStore, AuditStore):
     """One database, opened with ``await Store.open(url)`` and closed with ``close()``."""
 
     @classmethod

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.audit.chain import GENESIS
 from gateway.audit.writer import AuditRecord, AuditWriter
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -37,7 +38,9 @@ async def test_records_are_written_in_order_as_json_lines(tmp_path: Path) -> Non
     got = lines(path)
     assert [g["reference"] for g in got] == [f"{n:012x}" for n in range(2500)]
     assert got[0]["path"] == "/ünïcode/\"quoted\"\n"  # escaped, one record per line
-    assert got[0]["at"] == NOW.isoformat()
+    assert got[0]["at"] == "2026-11-24T12:00:00.000Z"
+    assert [g["seq"] for g in got] == list(range(1, 2501))  # chained, in order
+    assert got[0]["prev_hash"] == GENESIS and got[1]["prev_hash"] == got[0]["hash"]
     assert writer.written == 2500 and len(writer) == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
