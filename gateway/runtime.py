@@ -18,7 +18,10 @@ are closed at the latest by ``stop``. Nothing here runs per request except
 from __future__ import annotations
 
 import contextlib
+import getpass
+import importlib.metadata
 import logging
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -49,7 +52,7 @@ from gateway.ops.exposure import exposure
 from gateway.ops.filemodes import check_secret_files, exposed_files
 from gateway.ops.metrics import Metrics
 from gateway.store.store import Store
-from policies.model import PolicySet
+from policies.model import PolicySet, Reason
 
 log = logging.getLogger("certgate")
 # The default clock: aware UTC, and a C-level call (this runs once per request).
@@ -113,6 +116,34 @@ def load_secrets(config: Config, logger: logging.Logger) -> SecretBox | None:
     return load_secret_box(path)
 
 
+# Requests whose reason makes them another kind of event than an access decision.
+RECORD_TYPES: dict[str, str] = {
+    Reason.LOGIN_SUCCEEDED: "login", Reason.LOGIN_FAILED: "login",
+    Reason.LOCKED_OUT: "login", Reason.LOGGED_OUT: "session.end"}
+
+
+def lifecycle_record(type_: str, config: Config, node: str, at: datetime) -> AuditRecord:
+    """``gateway.start`` / ``gateway.stop``: which node, which version, which OS user."""
+    return AuditRecord.event(
+        type_, at, reference=secrets.token_hex(6), reason=type_.split(".")[1],
+        actor=_os_user(), detail={"node": node, "version": _version(), "config": str(config.file),
+                                  "apps": len(config.apps)})
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return None
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("certgate")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_audit_writer(config: Config, store: Store, worker: int = 0) -> AuditWriter:
     """The audit writer of this process: the database, plus the JSON-lines file when
     ``audit.path`` is set, and signed checkpoints when the audit key exists (an install
@@ -158,6 +189,7 @@ class Runtime:
     guard: Guard | None = None  # the connection limits, set by the server once listening
     tls: ServerTls | None = None  # the public listener's contexts, set by the server
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    _stopped: bool = False
 
     @classmethod
     async def start(cls, config: Config, *, poll_interval: float = 0.25,
@@ -194,6 +226,7 @@ class Runtime:
                                              on_change=runtime._on_change)
             # The writer drains after its task stops: pushed first, so it runs last.
             stack.push_async_callback(runtime.audit.close)
+            audit.emit(lifecycle_record("gateway.start", config, audit.node, utc_now()))
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
             await stack.enter_async_context(background(runtime.follower.run(), "follower"))
             runtime.metrics.certificates.set(len(index))
@@ -267,11 +300,17 @@ class Runtime:
             serial=identity.serial_hex if identity else None, fingerprint=exchange.fingerprint,
             method=exchange.method, host=exchange.host[:255], path=exchange.path,
             source_ip=exchange.source_ip, status=exchange.status,
-            duration_ms=round(seconds * 1000, 3)))
+            duration_ms=round(seconds * 1000, 3),
+            type=RECORD_TYPES.get(exchange.reason, "access")))
         self.metrics.observe(exchange.app, exchange.verdict, exchange.status, seconds)
 
     async def stop(self) -> None:
-        """Close everything ``start`` opened, in reverse order; a second call does nothing."""
+        """Close everything ``start`` opened, in reverse order; a second call does nothing.
+        The ``gateway.stop`` record goes first, so the writer's final drain takes it."""
+        if not self._stopped:
+            self._stopped = True
+            self.audit.emit(lifecycle_record("gateway.stop", self.state.config, self.audit.node,
+                                             self.clock()))
         await self._stack.aclose()
 
     async def _close_pools(self) -> None:

@@ -44,12 +44,12 @@ class AuditRecord(NamedTuple):
     user: str | None
     serial: str | None
     fingerprint: str | None
-    method: str
-    host: str
-    path: str
-    source_ip: str
-    status: int
-    duration_ms: float
+    method: str | None
+    host: str | None
+    path: str | None
+    source_ip: str | None
+    status: int | None
+    duration_ms: float | None
     type: str = "access"
     factors: str | None = None  # e.g. "cert" or "cert,totp"
     actor: str | None = None  # who made an admin change (OS or console user)
@@ -64,10 +64,20 @@ class AuditRecord(NamedTuple):
             "host": self.host, "path": self.path, "status": self.status,
             "decision": self.decision, "reason": self.reason, "rule": self.rule,
             "factors": self.factors, "actor": self.actor,
-            "duration_ms": round(float(self.duration_ms), 3),
+            "duration_ms": None if self.duration_ms is None else round(self.duration_ms, 3),
             "detail": detail_text(self.detail)}
         for name in _CLIENT_TEXT:
             value = row[name]
             if value is not None and not (value.isascii() and "\x00" not in value):
                 row[name] = clean_text(value)
         return row
+
+    @classmethod
+    def event(cls, type: str, at: datetime, *, reference: str, reason: str,
+              decision: str = "info", actor: str | None = None, user: str | None = None,
+              detail: dict[str, Any] | None = None) -> AuditRecord:
+        """A record that is not a request's: ``gateway.start``, ``gateway.stop`` …"""
+        return cls(reference=reference, at=at, decision=decision, reason=reason, rule=None,
+                   app=None, user=user, serial=None, fingerprint=None, method=None,
+                   host=None, path=None, source_ip=None, status=None, duration_ms=None,
+                   type=type, actor=actor, detail=detail)
