@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from gateway.audit.keys import load_audit_public_key
 from gateway.config import load_config
+from gateway.http.exchange import Exchange
 from gateway.manage.audit import verify_audit
 from gateway.runtime import Runtime
 from gateway.store.store import Store
+from policies.model import Reason
 from tests.gateway.audit.helpers import stored
 from tests.gateway.conftest import Gateway, Template
 
@@ -69,3 +72,19 @@ async def test_an_install_without_the_audit_key_starts_and_says_so(
     await runtime.stop()
     assert any("no audit key at" in r.getMessage() and "certgate init" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize(("reason", "kind"), [
+    (Reason.LOGIN_SUCCEEDED, "login"), (Reason.LOGIN_FAILED, "login"),
+    (Reason.LOCKED_OUT, "login"), (Reason.LOGGED_OUT, "session.end"),
+    (Reason.DENIED_BY_RULE, "access")])
+async def test_sign_in_and_sign_out_requests_are_typed(gateway: Gateway, reason: Reason,
+                                                       kind: str) -> None:
+    runtime = gateway.runtime
+    exchange = Exchange("0123456789ab", datetime.now(UTC), "POST", "secure.test", "192.0.2.7",
+                        "/.certgate/login", None, reason=reason, status=401)
+    runtime.record(exchange, 0.001)
+    await runtime.audit.flush()
+    [row] = [r for r in await stored(runtime.store, runtime.audit.node)
+             if r["reference"] == "0123456789ab"]
+    assert (row["type"], row["reason"]) == (kind, reason.value)
