@@ -45,3 +45,9 @@ def test_times_are_utc_milliseconds() -> None:
     at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     assert format_at(at) == "2026-01-02T03:04:05.678Z"
     assert parse_at("2026-01-02T03:04:05.678Z") == at.replace(microsecond=678000)
+
+
+def test_a_records_fields_are_exactly_the_hashed_names_but_node_and_seq() -> None:
+    # Chain.link encodes the fields dict as it is: an extra or missing key would
+    # change the bytes hashed at write time against those verify recomputes.
+    assert set(record(1).fields()) | {"node", "seq"} == set(HASHED)
