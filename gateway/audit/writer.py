@@ -92,6 +92,10 @@ class AuditWriter:
         return on_disk + (len(self) if self.failing else 0)
 
     @property
+    def spool_path(self) -> Path | None:
+        return self._spool.path if self._spool is not None else None
+
+    @property
     def head(self) -> tuple[int, str] | None:
         """The chain's newest (seq, hash), once started."""
         return None if self._chain is None else (self._chain.seq, self._chain.head)

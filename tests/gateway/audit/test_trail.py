@@ -15,7 +15,7 @@ from gateway.audit.keys import load_audit_public_key
 from gateway.config import load_config
 from gateway.http.exchange import Exchange
 from gateway.manage.audit import verify_audit
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, build_audit_writer
 from gateway.store.store import Store
 from policies.model import Reason
 from tests.gateway.audit.helpers import stored
@@ -88,3 +88,17 @@ async def test_sign_in_and_sign_out_requests_are_typed(gateway: Gateway, reason:
     [row] = [r for r in await stored(runtime.store, runtime.audit.node)
              if r["reference"] == "0123456789ab"]
     assert (row["type"], row["reason"]) == (kind, reason.value)
+
+
+async def test_forked_workers_keep_their_own_chain_and_spool(
+        tmp_path: Path, gateway_template: Template) -> None:
+    gw, _ = await asyncio.to_thread(gateway_template.copy_to, tmp_path)
+    config = load_config(gw / "certgate.yaml")
+    store = await Store.open(config.database_url)
+    try:
+        first, third = build_audit_writer(config, store), build_audit_writer(config, store, 2)
+        assert (first.node, third.node) == (config.node, f"{config.node}-w2")
+        assert first.spool_path == config.data_dir / "audit-spool.jsonl"
+        assert third.spool_path == config.data_dir / "audit-spool-w2.jsonl"
+    finally:
+        await store.close()
