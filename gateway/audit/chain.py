@@ -79,12 +79,13 @@ class Chain:
     def link(self, fields: ChainRow) -> ChainRow:
         """``fields`` (every ``HASHED`` name but node and seq) as the next record of
         this chain; the dict is completed in place and returned."""
-        self.seq += 1
         fields["node"] = self.node
-        fields["seq"] = self.seq
+        fields["seq"] = self.seq + 1
         # ``fields`` holds exactly the hashed names here, so it is encoded as it is
         # (``canonical`` picks them out of a whole row; same bytes, one dict less).
+        # Encoded before the head moves: a record that can't be encoded leaves no gap.
         body = _ENCODE(fields).encode("utf-8")
+        self.seq += 1
         fields["prev_hash"] = self.head
         fields["hash"] = self.head = _sha256(self.head.encode("ascii") + body).hexdigest()
         return fields

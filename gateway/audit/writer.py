@@ -136,7 +136,16 @@ class AuditWriter:
         chain, pending = self._chain, self._pending
         assert chain is not None
         for record in records:
-            pending.append(chain.link(record.fields()))
+            try:
+                pending.append(chain.link(record.fields()))
+            except (TypeError, ValueError) as exc:  # a detail JSON can't take, a lone surrogate
+                log.error("audit record %s (%s) could not be encoded (%s); recorded as "
+                          "audit.unencodable", record.reference, record.type,
+                          type(exc).__name__)
+                pending.append(chain.link(AuditRecord.event(
+                    "audit.unencodable", record.at, reference=record.reference,
+                    reason="unencodable", decision=record.decision,
+                    detail={"type": record.type, "error": type(exc).__name__}).fields()))
 
     async def flush(self) -> None:
         """Chain the queue, write the spool, then memory, in order. On failure the

@@ -156,3 +156,19 @@ async def test_the_run_loop_retries_until_the_log_recovers(tmp_path: Path) -> No
         await asyncio.wait({task})
     await writer.close()
     assert refs(path) == expected(range(1))
+
+
+async def test_a_record_that_cannot_be_encoded_keeps_its_place_in_the_chain(
+        tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    writer = AuditWriter(path)
+    writer.emit(record(0))
+    writer.emit(record(1)._replace(detail={"x": object()}))  # JSON can't take it
+    writer.emit(record(2)._replace(user="\udcff"))  # a lone surrogate: not UTF-8
+    writer.emit(record(3))
+    await writer.close()
+    got = lines(path)
+    assert [g["seq"] for g in got] == [1, 2, 3, 4]  # no gap, nothing dropped
+    assert [g["type"] for g in got] == ["access", "audit.unencodable", "audit.unencodable",
+                                        "access"]
+    assert [g["reference"] for g in got] == expected(range(4))
