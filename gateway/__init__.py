@@ -12,7 +12,7 @@ what it owns and what it must not do.
                pages, TLS, the public and PKI applications
 - ``identity/`` the in-memory certificate index and the change-feed follower
 - ``auth/``     passwords and the signed assertion for upstreams
-- ``audit/``    the audit record and its writer
+- ``audit/``    the audit record, the hash chain, the writer, checkpoints, verify
 - ``ops/``      metrics and the admin listener (health, readiness)
 - ``manage/``   the admin's use-cases, shared by the CLI and the console
 - ``store/``    SQLAlchemy tables, Alembic migrations, the async ``Store``

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
+import importlib.metadata
 import logging
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -29,6 +32,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.keys import load_audit_key
+from gateway.audit.sinks import DatabaseSink
 from gateway.audit.writer import AuditRecord, AuditWriter
 from gateway.auth.assertion import AssertionSigner
 from gateway.auth.secretbox import SecretBox, load_secret_box
@@ -50,7 +56,7 @@ from gateway.ops.metrics import Metrics
 from gateway.ops.supervise import TaskHealth, keep_running
 from gateway.store.notify import ChangeListener, is_postgresql
 from gateway.store.store import Store
-from policies.model import PolicySet
+from policies.model import PolicySet, Reason
 
 log = logging.getLogger("certgate")
 # The default clock: aware UTC, and a C-level call (this runs once per request).
@@ -79,7 +85,8 @@ def build_state(config: Config) -> State:
 # Read once at start (listeners, store, audit writer, logging, the CRL re-signer and
 # OCSP responder, the secrets key): a reload cannot change them.
 RESTART_KEYS = ("listen", "admin_listen", "pki_listen", "workers", "limits", "database_url",
-                "data_dir", "audit.path", "log_level", "log_format", "auth.secrets_key",
+                "data_dir", "node", "audit.path", "audit.key", "audit.checkpoints",
+                "audit.memory_limit", "log_level", "log_format", "auth.secrets_key",
                 "pki.ca_dir", "pki.ca_passphrase_file", "pki.crl_validity",
                 "pki.ocsp_signer_cert", "pki.ocsp_signer_key")
 
@@ -114,6 +121,58 @@ def load_secrets(config: Config, logger: logging.Logger) -> SecretBox | None:
     return load_secret_box(path)
 
 
+# Requests whose reason makes them another kind of event than an access decision.
+RECORD_TYPES: dict[str, str] = {
+    Reason.LOGIN_SUCCEEDED: "login", Reason.LOGIN_FAILED: "login",
+    Reason.LOCKED_OUT: "login", Reason.LOGGED_OUT: "session.end",
+    Reason.ENROLLED: "enrollment", Reason.ENROLL_FAILED: "enrollment",
+    Reason.HANDOFF_ACCEPTED: "session.start"}
+
+
+def lifecycle_record(type_: str, config: Config, node: str, at: datetime) -> AuditRecord:
+    """``gateway.start`` / ``gateway.stop``: which node, which version, which OS user."""
+    return AuditRecord.event(
+        type_, at, reference=secrets.token_hex(6), reason=type_.split(".")[1],
+        actor=_os_user(), detail={"node": node, "version": _version(), "config": str(config.file),
+                                  "apps": len(config.apps)})
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return None
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("certgate")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_audit_writer(config: Config, store: Store, worker: int = 0) -> AuditWriter:
+    """The audit writer of this process: the database, plus the JSON-lines file when
+    ``audit.path`` is set, and signed checkpoints when the audit key exists (an install
+    from before the key: a warning until `certgate init` adds it). Forked workers each
+    keep their own chain (``node-wN``) and spool."""
+    node = config.node if worker == 0 else f"{config.node}-w{worker}"
+    spool = "audit-spool.jsonl" if worker == 0 else f"audit-spool-w{worker}.jsonl"
+    audit = config.audit
+    checkpointer = None
+    if audit.key.exists():
+        checkpointer = Checkpointer(load_audit_key(audit.key), path=audit.checkpoints,
+                                    database=store, every=audit.checkpoint_every,
+                                    interval=audit.checkpoint_interval.total_seconds())
+    else:
+        log.warning("no audit key at %s: audit checkpoints are not signed, so a deleted "
+                    "tail of the audit log would go unnoticed; run `certgate init` with this "
+                    "config to add the key", audit.key)
+    return AuditWriter(audit.path, node=node, sinks=[DatabaseSink(store, node)],
+                       spool_path=config.data_dir / spool, checkpointer=checkpointer,
+                       memory_limit=audit.memory_limit)
+
+
 @dataclass
 class Runtime:
     state: State
@@ -141,10 +200,13 @@ class Runtime:
     # Set to have open WebSockets judged again at once (after a reload).
     websocket_check: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    _stopped: bool = False
 
     @classmethod
-    async def start(cls, config: Config, *, poll_interval: float = 0.25) -> Runtime:
-        """Open the parts in order; if one fails, close the ones before it and re-raise."""
+    async def start(cls, config: Config, *, poll_interval: float = 0.25,
+                    worker: int = 0) -> Runtime:
+        """Open the parts in order; if one fails, close the ones before it and re-raise.
+        ``worker`` > 0 (a forked worker) gets its own audit chain and spool."""
         check_secret_files(config)  # before any key is read: refuse, naming the chmod
         for warning in exposed_files(config):
             log.warning("%s", warning)
@@ -160,8 +222,8 @@ class Runtime:
             stack.push_async_callback(store.close)
             snapshot = await store.identity_snapshot()
             index = CertificateIndex.from_snapshot(snapshot)
-            audit = AuditWriter(config.audit.path,
-                                spool_path=config.data_dir / "audit-spool.jsonl")
+            audit = build_audit_writer(config, store, worker)
+            await audit.start()  # where this node's chain stands
             runtime = cls(state, store, index, audit)
             # The pools current and retired at stop time, whatever reloads did meanwhile.
             stack.push_async_callback(runtime._close_pools)
@@ -182,6 +244,7 @@ class Runtime:
                 await stack.enter_async_context(background(listener.run(), "listener"))
             # The writer drains after its task stops: pushed first, so it runs last.
             stack.push_async_callback(runtime.audit.close)
+            audit.emit(lifecycle_record("gateway.start", config, audit.node, utc_now()))
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
             await stack.enter_async_context(background(runtime.follower.run(), "follower"))
             await stack.enter_async_context(background(
@@ -192,10 +255,10 @@ class Runtime:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def running(cls, config: Config, *, poll_interval: float = 0.25
+    async def running(cls, config: Config, *, poll_interval: float = 0.25, worker: int = 0
                       ) -> AsyncIterator[Runtime]:
         """``start`` on entry, ``stop`` on exit: for one step of a caller's exit stack."""
-        runtime = await cls.start(config, poll_interval=poll_interval)
+        runtime = await cls.start(config, poll_interval=poll_interval, worker=worker)
         try:
             yield runtime
         finally:
@@ -279,11 +342,17 @@ class Runtime:
             serial=identity.serial_hex if identity else None, fingerprint=exchange.fingerprint,
             method=exchange.method, host=exchange.host[:255], path=exchange.path,
             source_ip=exchange.source_ip, status=exchange.status,
-            duration_ms=round(seconds * 1000, 3)))
+            duration_ms=round(seconds * 1000, 3),
+            type=RECORD_TYPES.get(exchange.reason, "access")))
         self.metrics.observe(exchange.app, exchange.verdict, exchange.status, seconds)
 
     async def stop(self) -> None:
-        """Close everything ``start`` opened, in reverse order; a second call does nothing."""
+        """Close everything ``start`` opened, in reverse order; a second call does nothing.
+        The ``gateway.stop`` record goes first, so the writer's final drain takes it."""
+        if not self._stopped:
+            self._stopped = True
+            self.audit.emit(lifecycle_record("gateway.stop", self.state.config, self.audit.node,
+                                             self.clock()))
         await self._stack.aclose()
 
     async def _close_pools(self) -> None:

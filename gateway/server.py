@@ -143,7 +143,7 @@ def _ready(runtime: Runtime) -> Iterator[None]:
 
 async def run_server(config: Config, *, listen: HostPort | None = None,
                      admin_listen: HostPort | None = None, reuse_port: bool = False,
-                     primary: bool = True,
+                     primary: bool = True, worker: int = 0,
                      on_ready: Callable[[Runtime, dict[str, list[str]]], Awaitable[None]]
                      | None = None,
                      stop: asyncio.Event | None = None) -> None:
@@ -158,7 +158,7 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
     admin_listen = admin_listen or config.admin_listen
     stop = stop or asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
-        runtime = await stack.enter_async_context(Runtime.running(config))
+        runtime = await stack.enter_async_context(Runtime.running(config, worker=worker))
         guard = runtime.guard = _guard(runtime, config)
         # The listener's own context; each handshake switches to the current state's.
         tls = runtime.tls = ServerTls(build_server_context(config.tls),
@@ -221,7 +221,7 @@ def serve(config: Config, *, listen: HostPort | None = None,
             try:
                 _run_loop(lambda i=index: run_server(  # type: ignore[misc]
                     config, listen=listen, admin_listen=admin_listen, reuse_port=True,
-                    primary=i == 0))
+                    primary=i == 0, worker=i))
             except Exception as exc:
                 print(f"certgate worker {index}: {exc}", file=sys.stderr, flush=True)
                 code = 1

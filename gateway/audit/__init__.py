@@ -1,10 +1,19 @@
-"""The audit trail: one record per decision, written off the request path.
+"""The audit trail: one record per event, chained per node, written off the request path.
 
-- ``writer``       the ``AuditRecord`` and the batching, append-only file writer that
-                   keeps every record through a failing disk
-- ``spool``        the local file holding records the audit log could not take yet
-- ``destination``  the load-time check that the audit log can be written at all
+- ``record``       the ``AuditRecord`` the gateway emits (cheap to build per request)
+- ``chain``        the canonical encoding and the per-node SHA-256 hash chain (pure)
+- ``writer``       the queue and the batching writer: chains each record as it leaves
+                   the queue, writes it to every destination, keeps everything through
+                   failures (memory, then the spool), drains on close
+- ``sinks``        the destinations: the ``audit_records`` table, the optional JSON lines
+- ``spool``        the local file holding chained records no destination took yet
+- ``checkpoint``   signed checkpoints: payload, signature, check (pure)
+- ``checkpointer`` when and where the writer puts checkpoints (table and file)
+- ``keys``         the Ed25519 audit key pair (``audit.key`` 0600, ``audit.pub``)
+- ``verify``       checking one node's chain and checkpoints, record by record (pure)
+- ``destination``  the load-time check that a file destination can be written at all
 
 Emitting a record never blocks and never raises into the request; the writer
-owns the file and its ordering.
+owns numbering, hashing and ordering. Nothing here runs a query itself except
+through the store methods the writer is handed.
 """

@@ -1,13 +1,15 @@
-"""The local spool: audit lines that could not reach the audit log yet, kept on disk.
+"""The local spool: chained audit records that could not reach the audit log yet.
 
-A plain append-only file of JSON lines (0600) in the data directory. The writer
-appends the *oldest* records it holds in memory here when its in-memory bound is
-exceeded, so every line in the spool is older than every record still in memory;
-draining copies the spool to the audit log in blocks that end at a line break,
-remembers how far it got (a failure half-way never writes a block twice), and
-removes the file once everything is copied. A spool left by a process that died
-while the audit log was failing is drained by the next start. Only a crash in the
-middle of a drain can write the drained prefix twice: duplicated, never lost.
+A plain append-only file of JSON lines (0600) in the data directory, one chained
+record (with its seq and hash) per line. The writer appends the *oldest* records
+it holds in memory here when its in-memory bound is exceeded, so every line in the
+spool is older than every record still in memory; draining hands the spool back in
+blocks that end at a line break (``read_block``/``consumed``), remembers how far it
+got (a failure half-way never hands a block on twice), and removes the file once
+everything is taken. A spool left by a process that died while the audit log was
+failing is drained by the next start, and its last line tells that start where the
+chain stands (``last_line``). The writer skips records a destination already holds,
+so a crash in the middle of a drain duplicates nothing in the database.
 
 Runs in the writer's worker thread, under the writer's lock. Must not encode
 records or decide when to spool: the writer does.
@@ -46,6 +48,45 @@ class Spool:
         finally:
             os.close(fd)
         self.records += records
+
+    def last_line(self) -> bytes | None:
+        """The last whole line of the spool (the newest record), or None."""
+        try:
+            with open(self.path, "rb") as spool:
+                end = spool.seek(0, os.SEEK_END)
+                spool.seek(max(0, end - BLOCK))
+                tail = spool.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        lines = [line for line in tail.split(b"\n")[:-1] if line]  # whole lines only
+        return lines[-1] if lines else None
+
+    def read_block(self) -> bytes:
+        """The next block of whole lines after what was ``consumed``; a torn last line
+        (a crash while spooling) comes last, completed with a line break. Empty at the end."""
+        if self.records == 0:
+            return b""
+        with open(self.path, "rb") as spool:
+            spool.seek(self._offset)
+            block = spool.read(BLOCK)
+            if not block:
+                return b""
+            cut = block.rfind(b"\n") + 1
+            if cut:
+                return block[:cut]
+            rest = block + spool.read()  # one line longer than a block, or a torn tail
+            cut = rest.find(b"\n") + 1
+            return rest[:cut] if cut else rest + b"\n"
+
+    def consumed(self, size: int, lines: int) -> None:
+        """``size`` bytes (``lines`` records) of the last block are written; when that
+        was everything, the file is removed."""
+        self._offset += size
+        self.records = max(0, self.records - lines)
+        if self._offset >= self.path.stat().st_size:
+            self.path.unlink()
+            self._offset = 0
+            self.records = 0
 
     def drain(self, write: Callable[[bytes], None]) -> int:
         """Hand the spooled lines to ``write`` in order, block by block; remove the file

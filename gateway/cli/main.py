@@ -29,6 +29,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("gateway.cli.ca_cmd", "ca"),
     ("gateway.cli.policy_cmd", "policy"),
     ("gateway.cli.db_cmd", "db"),
+    ("gateway.cli.audit_cmd", "audit"),
     ("gateway.cli.serve_cmd", "serve"),
     ("gateway.cli.demo_cmd", "demo"),
 )
@@ -74,8 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pki.keys import PkiError
 
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="certgate",
-                 standalone_mode=False)
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="certgate",
+                        standalone_mode=False)
+        if isinstance(code, int):  # a command that raised click's Exit (audit verify: 1)
+            return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:

@@ -11,6 +11,7 @@ This module must not start anything, open sockets or touch the database.
 from __future__ import annotations
 
 import re
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -95,10 +96,22 @@ class AssertionConfig(_Section):
 
 
 class AuditConfig(_Section):
-    path: ConfigPath
+    """The audit trail: records go to the database; ``path`` adds a JSON-lines copy."""
+
+    path: ConfigPath | None = None
     # What to do while no record can reach the audit log: keep serving (records are
     # kept in memory and the spool, /readyz says degraded) or refuse every request.
     on_failure: Literal["keep-serving", "deny"] = "keep-serving"
+    key: ConfigPath  # the Ed25519 checkpoint key; default <data_dir>/audit.key (+ audit.pub)
+    checkpoints: ConfigPath  # default <data_dir>/audit/checkpoints.jsonl
+    checkpoint_every: int = Field(default=1000, ge=1, le=10_000_000)  # records
+    checkpoint_interval: Duration = timedelta(seconds=60)
+    # Records held in memory while the database can't be written; beyond, the spool.
+    memory_limit: int = Field(default=100_000, ge=1000, le=10_000_000)
+
+    @property
+    def public_key(self) -> Path:
+        return self.key.with_suffix(".pub")
 
 
 class LockoutConfig(_Section):
@@ -220,11 +233,23 @@ class AppConfig(AppPolicySpec):
         return self
 
 
+_NODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,59}")
+
+
+def default_node() -> str:
+    """This machine's host name, cut to what a node name may hold."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:60]
+    return name if _NODE_RE.fullmatch(name) else "certgate"
+
+
 class Config(_Section):
     """The whole validated configuration. Build it with ``load_config``."""
 
     file: Path
     data_dir: ConfigPath
+    # This gateway's name in the audit trail: each node keeps its own hash chain, so
+    # two gateways sharing a database need two names. Default: the host name.
+    node: str = Field(default_factory=default_node)
     database_url: str
     listen: HostPort = HostPort(host="0.0.0.0", port=8443)  # noqa: S104 - a gateway listens publicly
     admin_listen: HostPort = HostPort(host="127.0.0.1", port=9443)
@@ -253,6 +278,14 @@ class Config(_Section):
 
     def app(self, name: str) -> AppConfig | None:
         return next((a for a in self.apps if a.name == name), None)
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, value: str) -> str:
+        if not _NODE_RE.fullmatch(value):
+            raise ValueError(f"'{value}' is not a node name (1-60 letters, digits, '.', '_' "
+                             "or '-', starting with a letter or digit)")
+        return value
 
 
 # --- loading ------------------------------------------------------------------------
@@ -304,13 +337,20 @@ def config_from_document(doc: YamlDocument, path: Path) -> Config:
     if auth is None or (isinstance(auth, dict) and "secrets_key" not in auth):
         data["auth"] = {**(auth or {}), "secrets_key": str(_data_dir(data, base_dir)
                                                           / "secrets.key")}
+    audit = data.get("audit")
+    if audit is None or isinstance(audit, dict):
+        data["audit"] = {"key": str(_data_dir(data, base_dir) / "audit.key"),
+                         "checkpoints": str(_data_dir(data, base_dir) / "audit"
+                                            / "checkpoints.jsonl"), **(audit or {})}
     try:
         config = Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(tuple(issues_from_validation_error(exc, doc))) from None
     clashes = port_clashes(config)
-    if (problem := audit_path_problem(config.audit.path)) is not None:
-        clashes.append((("audit", "path"), problem))
+    for key in ("path", "checkpoints"):
+        path = getattr(config.audit, key)
+        if path is not None and (problem := audit_path_problem(path)) is not None:
+            clashes.append((("audit", key), problem))
     if clashes:
         raise ConfigError([SourceIssue(doc.file, doc.line_of(loc), format_loc(loc), message)
                            for loc, message in clashes])

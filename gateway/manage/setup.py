@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.audit.keys import create_audit_key
 from gateway.auth.assertion import generate_assertion_key
 from gateway.auth.secretbox import create_key_file
 from gateway.config import Config, load_config
@@ -83,7 +84,11 @@ assertion:
   ttl: 60s
 
 audit:
-  path: audit/audit.jsonl
+  # Every decision is a record in the database (audit_records), hash-chained per node,
+  # with checkpoints signed by audit.key (audit.pub verifies them) also appended to
+  # audit/checkpoints.jsonl. Check it all with `certgate audit verify`.
+  on_failure: keep-serving        # or deny: refuse requests while no record can be kept
+  # path: audit/audit.jsonl       # also write every record as a JSON line to this file
 
 # The published apps: add an `apps:` list at the end of this file, such as
 # apps:
@@ -147,6 +152,9 @@ class KeyFile:
 KEY_FILES: tuple[KeyFile, ...] = (
     KeyFile("secrets key", "seals the TOTP secrets", lambda c: c.auth.secrets_key,
             create_key_file),
+    KeyFile("audit key", "signs the audit checkpoints; audit.pub beside it verifies them",
+            lambda c: c.audit.key,
+            lambda path: create_audit_key(path, path.with_suffix(".pub"))),
 )
 
 
@@ -286,6 +294,7 @@ def _build(stage: Path, request: SetupRequest, *, now: datetime, pki_listen: str
     (stage / "tls").chmod(0o700)
 
     write_secret_file(stage / "keys" / "assertion-es256.pem", generate_assertion_key())
+    create_audit_key(stage / "audit.key", stage / "audit.pub")
     (stage / "keys").chmod(0o700)
 
     config_text = CONFIG_TEMPLATE.format(

@@ -1,7 +1,7 @@
 """Start-up checks of who may read the files the gateway holds secrets in.
 
 Key files (TLS, assertion, the online CA key and, while it is still on this
-machine, the root key; the OCSP signer key; the CA passphrase file) that group or
+machine, the root key; the OCSP signer key; the CA passphrase file; the audit key) that group or
 others may read stop the start, as the CLI already refuses them: ``check_secret_files``
 raises ``InsecureFileError`` naming the file and the ``chmod`` to run. The config
 file and the SQLite database hold no keys (the database keeps password hashes and
@@ -30,6 +30,7 @@ def secret_files(config: Config) -> list[Path]:
     if (pki.ca_dir / ROOT_KEY).exists():  # absent once the root key went offline
         files.append(pki.ca_dir / ROOT_KEY)
     files += [f for f in (pki.ocsp_signer_key, pki.ca_passphrase_file) if f is not None]
+    files.append(config.audit.key)  # checked when present: older installs lack it
     return files
 
 

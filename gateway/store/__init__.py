@@ -8,6 +8,7 @@
 - ``users``       users and groups
 - ``certs``       certificates and their status moves (revoke, suspend, resume, renew)
 - ``feed``        CRL numbers and records, the event feed, the identity snapshot
+- ``audit``       the audit trail: chained records and checkpoints, appended and read back
 - ``store``       ``Store``: the three composed, plus ``open``/``close``
 
 The store is never called on the per-request path: the gateway loads a snapshot at

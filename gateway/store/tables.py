@@ -14,7 +14,9 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -170,4 +172,50 @@ handoffs = Table(
     Column("origin", String(64), nullable=False),  # the session it hands off
     Column("expires_at", UTCDateTime, nullable=False, index=True),
     Column("used_at", UTCDateTime),  # set once, by a conditional UPDATE
+)
+
+# --- the audit trail (migration 0004) -------------------------------------------------
+
+# One row per event, hash-chained per node (see gateway.audit.chain for the fields and
+# the canonical encoding). Text columns are unbounded: a record that can never be
+# written (a value one character too long) would hold up every record behind it.
+audit_records = Table(
+    "audit_records", metadata,
+    Column("node", String(64), primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("type", String(32), nullable=False),
+    Column("reference", Text, index=True),
+    Column("user", Text, index=True),
+    Column("serial", String(40)),
+    Column("fingerprint", String(64)),
+    Column("source_ip", Text),
+    Column("app", Text, index=True),
+    Column("method", Text),
+    Column("host", Text),
+    Column("path", Text),
+    Column("status", Integer),
+    Column("decision", String(16)),
+    Column("reason", Text),
+    Column("rule", Text),
+    Column("factors", Text),
+    Column("actor", Text),
+    Column("duration_ms", Float),
+    Column("detail", Text),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# A node's signed statement "my chain had this head at this time", every N records or
+# M seconds and at shutdown; also appended to a file outside the database.
+audit_checkpoints = Table(
+    "audit_checkpoints", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("node", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("signature", Text, nullable=False),
+    Index("ix_audit_checkpoints_node_seq", "node", "seq"),
 )

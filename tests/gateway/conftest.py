@@ -262,6 +262,7 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest,
     cfg = yaml.safe_load(config_path.read_text())
     cfg.update(listen="127.0.0.1:0", admin_listen="127.0.0.1:0", pki_listen="127.0.0.1:0",
                apps=app_configs(f"http://127.0.0.1:{upstream_port}", **extra))
+    cfg["audit"] = {"path": "audit/audit.jsonl", **(cfg.get("audit") or {})}  # the JSONL copy
     top = request.node.get_closest_marker("config")
     cfg.update(top.kwargs if top else {})
     config_path.write_text(yaml.safe_dump(cfg))

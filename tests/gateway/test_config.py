@@ -109,9 +109,27 @@ def test_an_audit_log_that_cannot_be_written_is_refused(
     setup(tmp_path)  # type: ignore[operator]
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, BASE))
-    [issue] = err.value.issues
+    issue, *others = err.value.issues
     assert (issue.line, issue.key) == (6, "audit.path")
     assert message in issue.message and str(tmp_path / "audit") in issue.message
+    # The checkpoint file's default place (audit/checkpoints.jsonl) may be refused too.
+    assert [o.key for o in others] in ([], ["audit.checkpoints"])
+
+
+def test_the_json_lines_file_is_optional_and_the_node_defaults_to_the_host_name(
+        tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE.replace("audit: {path: audit/a.jsonl}\n", "")))
+    assert config.audit.path is None and config.node
+    assert config.audit.key == tmp_path / "audit.key"
+    assert config.audit.public_key == tmp_path / "audit.pub"
+    assert config.audit.checkpoints == tmp_path / "audit" / "checkpoints.jsonl"
+
+
+@pytest.mark.parametrize("node", ["-leading-dash", "a b", "x" * 61, "ünï"])
+def test_a_bad_node_name_is_refused(tmp_path: Path, node: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f"node: '{node}'\n" + BASE))
+    assert [(i.line, i.key) for i in err.value.issues] == [(1, "node")]
 
 
 def test_a_missing_audit_directory_that_can_be_created_is_accepted(tmp_path: Path) -> None:

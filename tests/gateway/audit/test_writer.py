@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.audit.chain import GENESIS
 from gateway.audit.writer import AuditRecord, AuditWriter
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -37,7 +38,9 @@ async def test_records_are_written_in_order_as_json_lines(tmp_path: Path) -> Non
     got = lines(path)
     assert [g["reference"] for g in got] == [f"{n:012x}" for n in range(2500)]
     assert got[0]["path"] == "/ünïcode/\"quoted\"\n"  # escaped, one record per line
-    assert got[0]["at"] == NOW.isoformat()
+    assert got[0]["at"] == "2026-11-24T12:00:00.000Z"
+    assert [g["seq"] for g in got] == list(range(1, 2501))  # chained, in order
+    assert got[0]["prev_hash"] == GENESIS and got[1]["prev_hash"] == got[0]["hash"]
     assert writer.written == 2500 and len(writer) == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -153,3 +156,19 @@ async def test_the_run_loop_retries_until_the_log_recovers(tmp_path: Path) -> No
         await asyncio.wait({task})
     await writer.close()
     assert refs(path) == expected(range(1))
+
+
+async def test_a_record_that_cannot_be_encoded_keeps_its_place_in_the_chain(
+        tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    writer = AuditWriter(path)
+    writer.emit(record(0))
+    writer.emit(record(1)._replace(detail={"x": object()}))  # JSON can't take it
+    writer.emit(record(2)._replace(user="\udcff"))  # a lone surrogate: not UTF-8
+    writer.emit(record(3))
+    await writer.close()
+    got = lines(path)
+    assert [g["seq"] for g in got] == [1, 2, 3, 4]  # no gap, nothing dropped
+    assert [g["type"] for g in got] == ["access", "audit.unencodable", "audit.unencodable",
+                                        "access"]
+    assert [g["reference"] for g in got] == expected(range(4))

@@ -82,3 +82,14 @@ def test_an_unwritable_key_path_is_one_sentence(cg: Certgate) -> None:
     assert result.err.startswith(
         f"certgate: cannot write the secrets key {cg.data_dir}/certgate.db/secrets.key: ")
     assert "\n" not in result.err.strip()
+
+
+def test_an_install_from_before_the_audit_key_gets_it(cg: Certgate) -> None:
+    key, pub = cg.data_dir / "audit.key", cg.data_dir / "audit.pub"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and pub.exists()
+    key.unlink()
+    pub.unlink()
+    result = cg("init", "--data-dir", str(cg.data_dir), config=False)
+    assert result.code == 0, result.err
+    assert f"  audit key     {key} (0600; signs the audit checkpoints;" in result.out
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and pub.exists()

@@ -75,6 +75,8 @@ def test_explain_reads_paths_as_the_app_does(cg: Certgate) -> None:
 
 def test_check_refuses_an_audit_log_that_cannot_be_written(cg: Certgate) -> None:
     data = yaml.safe_load(cg.config.read_text())
+    data["audit"]["path"] = "audit/audit.jsonl"  # the optional JSON-lines copy
+    cg.config.write_text(yaml.safe_dump(data, sort_keys=False))
     audit = cg.config.parent / data["audit"]["path"]
     audit.parent.mkdir(parents=True, exist_ok=True)
     audit.mkdir()  # a directory where the audit file should be

@@ -29,6 +29,7 @@ async def data_dir(tmp_path: Path, template: Template) -> Path:
     ("keys/assertion-es256.pem", 0o644),
     ("ca/ocsp-key.pem", 0o660),
     ("ca-passphrase", 0o644),
+    ("audit.key", 0o640),
 ])
 async def test_a_readable_secret_file_stops_the_start(
         tmp_path: Path, gateway_template: Template, relative: str, mode: int) -> None:

@@ -1,0 +1,117 @@
+"""The audit trail's tables: appending chained records and checkpoints, reading them back.
+
+Records arrive already numbered and hashed (``gateway.audit.chain``); this module
+only stores them, one transaction per batch (a multi-row Core insert), and hands
+them back in chain order for ``audit verify``. Rows cross this boundary as plain
+dicts whose ``at`` is the chain's ISO text, so what is read back hashes exactly as
+what was written. Must not compute or check hashes, and never updates or deletes a
+record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from gateway.audit.chain import FIELDS, format_at, parse_at
+from gateway.store import tables as t
+from gateway.store.base import StoreBase
+
+PAGE = 10_000
+assert FIELDS[:3] == ("node", "seq", "at"), "append_audit builds rows in FIELDS order"
+_REST = FIELDS[3:]
+# Built from the constant FIELDS only (no outside text): the values are bound parameters.
+_COLUMNS = ", ".join(f'"{name}"' for name in FIELDS)  # "user" is a reserved word
+_INSERT_SQLITE = "INSERT INTO audit_records ({}) VALUES ({})".format(  # noqa: S608
+    _COLUMNS, ", ".join("?" * len(FIELDS)))
+_INSERT_PG = "INSERT INTO audit_records ({}) VALUES ({})".format(  # noqa: S608
+    _COLUMNS, ", ".join(f"${i}" for i in range(1, len(FIELDS) + 1)))
+
+
+def _sqlite_at(text: str) -> str:
+    """``2026-11-24T12:00:00.123Z`` as SQLAlchemy stores a DateTime in SQLite."""
+    return f"{text[:10]} {text[11:23]}000"
+_CHECKPOINT_FIELDS = ("node", "seq", "hash", "at", "signature")
+
+
+def _row_out(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    out = dict(zip(fields, row, strict=True))
+    out["at"] = format_at(out["at"])
+    return out
+
+
+class AuditStore(StoreBase):
+    """The ``Store`` methods about ``audit_records`` and ``audit_checkpoints``."""
+
+    async def audit_head(self, node: str) -> tuple[int, str] | None:
+        """The node's newest stored (seq, hash), or None when it has none."""
+        r = t.audit_records.c
+        async with self._tx() as conn:
+            row = (await conn.execute(select(r.seq, r.hash).where(r.node == node)
+                                      .order_by(r.seq.desc()).limit(1))).first()
+        return None if row is None else (int(row.seq), str(row.hash))
+
+    async def append_audit(self, rows: list[dict[str, Any]]) -> None:
+        """Insert chained records in one transaction (all or none).
+
+        One prepared statement with the driver's own ``executemany`` and positional
+        tuples: SQLAlchemy's per-row parameter processing (23 columns through the
+        type system) cost more than the insert itself at thousands of records a
+        second. ``at`` is bound as each engine stores it: SQLAlchemy's SQLite text
+        form (so reads and ``at`` comparisons stay as for every other table) and an
+        aware datetime for asyncpg's ``timestamptz``."""
+        if not rows:
+            return
+        async with self._tx() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            to_at = _sqlite_at if sqlite else parse_at
+            values = [(row["node"], row["seq"], to_at(row["at"]), *[row[n] for n in _REST])
+                      for row in rows]
+            await conn.exec_driver_sql(_INSERT_SQLITE if sqlite else _INSERT_PG, values)
+
+    async def append_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        async with self._tx() as conn:
+            await conn.execute(insert(t.audit_checkpoints).values(
+                {**checkpoint, "at": parse_at(checkpoint["at"])}))
+
+    async def audit_nodes(self) -> list[str]:
+        """Every node with records or checkpoints, sorted."""
+        async with self._tx() as conn:
+            nodes = {n for (n,) in await conn.execute(select(t.audit_records.c.node).distinct())}
+            nodes |= {n for (n,) in await conn.execute(
+                select(t.audit_checkpoints.c.node).distinct())}
+        return sorted(nodes)
+
+    async def audit_first_seq(self, node: str, since: datetime) -> int | None:
+        """The seq of the node's first record at or after ``since``."""
+        r = t.audit_records.c
+        async with self._tx() as conn:
+            first = (await conn.execute(select(func.min(r.seq)).where(
+                r.node == node, r.at >= since))).scalar()
+        return None if first is None else int(first)
+
+    async def audit_rows(self, node: str, *, from_seq: int = 0
+                         ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The node's records with seq >= ``from_seq`` in chain order, a page at a time."""
+        r = t.audit_records.c
+        columns = [getattr(r, name) for name in FIELDS]
+        after = from_seq - 1
+        while True:
+            async with self._tx() as conn:
+                page = (await conn.execute(select(*columns).where(
+                    r.node == node, r.seq > after).order_by(r.seq).limit(PAGE))).all()
+            if not page:
+                return
+            yield [_row_out(row, FIELDS) for row in page]
+            after = page[-1].seq
+
+    async def audit_checkpoints(self, node: str) -> list[dict[str, Any]]:
+        """The node's checkpoints, oldest first."""
+        c = t.audit_checkpoints.c
+        async with self._tx() as conn:
+            rows = (await conn.execute(select(*[getattr(c, n) for n in _CHECKPOINT_FIELDS])
+                                       .where(c.node == node).order_by(c.seq, c.id))).all()
+        return [_row_out(row, _CHECKPOINT_FIELDS) for row in rows]

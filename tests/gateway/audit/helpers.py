@@ -1,0 +1,54 @@
+"""What the audit tests share: a record factory and a database that can be switched off."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.audit.checkpoint import Checkpoint
+from gateway.audit.record import AuditRecord
+from gateway.store.errors import DatabaseUnavailableError
+from gateway.store.store import Store
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def record(n: int, *, path: str = "/", user: str | None = "alice") -> AuditRecord:
+    return AuditRecord(reference=f"{n:012x}", at=NOW + timedelta(milliseconds=n),
+                       decision="allow", reason="allowed", rule="wiki:allow[0]", app="wiki",
+                       user=user, serial="01AB", fingerprint="ab" * 32, method="GET",
+                       host="wiki.example.test", path=path, source_ip="192.0.2.7", status=200,
+                       duration_ms=0.5)
+
+
+class FlakyDatabase:
+    """The store's audit methods, refusing while ``down`` (as an unreachable database
+    does); ``lose_ack`` commits one batch but answers with an error."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.down = False
+        self.lose_ack = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise DatabaseUnavailableError("cannot reach the database at test: refused")
+
+    async def audit_head(self, node: str) -> tuple[int, str] | None:
+        self._check()
+        return await self.store.audit_head(node)
+
+    async def append_audit(self, rows: list[dict[str, Any]]) -> None:
+        self._check()
+        await self.store.append_audit(rows)
+        if self.lose_ack:
+            self.lose_ack = False
+            raise DatabaseUnavailableError("cannot reach the database at test: connection lost")
+
+    async def append_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._check()
+        await self.store.append_checkpoint(checkpoint)
+
+
+async def stored(store: Store, node: str) -> list[dict[str, Any]]:
+    return [row async for page in store.audit_rows(node) for row in page]

@@ -1,0 +1,92 @@
+"""``certgate audit verify`` as a reviewer runs it: OK with counts per node, or the node,
+seq and kind of the first broken record with exit code 1; errors are one sentence."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import stat
+from pathlib import Path
+
+import yaml
+
+from gateway.config import load_config
+from gateway.runtime import build_audit_writer
+from gateway.store.store import Store
+from tests.gateway.audit.helpers import record
+from tests.gateway.cli.conftest import Certgate
+
+
+def write_records(config_path: Path, count: int) -> None:
+    async def go() -> None:
+        config = load_config(config_path)
+        store = await Store.open(config.database_url)
+        try:
+            writer = build_audit_writer(config, store)
+            await writer.start()
+            for n in range(count):
+                writer.emit(record(n))
+            await writer.close()
+        finally:
+            await store.close()
+    asyncio.run(go())
+
+
+def set_node(cg: Certgate, node: str) -> None:
+    cfg = yaml.safe_load(cg.config.read_text())
+    cfg["node"] = node
+    cg.config.write_text(yaml.safe_dump(cfg))
+
+
+def test_init_creates_the_audit_key_pair(cg: Certgate) -> None:
+    assert stat.S_IMODE((cg.data_dir / "audit.key").stat().st_mode) == 0o600
+    assert (cg.data_dir / "audit.pub").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+
+
+def test_an_empty_log_has_nothing_to_verify(cg: Certgate) -> None:
+    assert "no audit records yet" in cg.ok("audit", "verify").out
+
+
+def test_an_untouched_log_verifies_and_an_edit_is_named(cg: Certgate) -> None:
+    set_node(cg, "gw1")
+    write_records(cg.config, 5)
+    result = cg.ok("audit", "verify")
+    assert "node gw1: OK, 5 record(s) (seq 1-5), 1 signed checkpoint(s) match" in result.out
+    assert "audit verify: OK, 5 record(s) on 1 node(s)" in result.out
+
+    with sqlite3.connect(cg.data_dir / "certgate.db") as db:
+        db.execute("UPDATE audit_records SET user = 'mallory' WHERE seq = 3")
+    result = cg("audit", "verify")
+    assert result.code == 1
+    assert "node gw1: BROKEN at seq 3 (edited)" in result.out
+    assert "seq 3: edited: record 3 was edited" in result.out
+    assert "FAILED for 1 of 1 node(s): gw1" in result.out
+    data = cg("audit", "verify", "--json").json()
+    assert data["ok"] is False
+    assert data["nodes"][0]["problems"][0] == {
+        "seq": 3, "kind": "edited",
+        "message": "record 3 was edited: its content no longer matches its hash"}
+
+
+def test_a_cut_tail_is_found_through_the_checkpoint_file(cg: Certgate) -> None:
+    set_node(cg, "gw1")
+    write_records(cg.config, 6)
+    with sqlite3.connect(cg.data_dir / "certgate.db") as db:
+        db.execute("DELETE FROM audit_records WHERE seq > 4")
+        db.execute("DELETE FROM audit_checkpoints")
+    result = cg("audit", "verify")
+    assert result.code == 1 and "node gw1: BROKEN at seq 5 (truncated)" in result.out
+
+
+def test_mistakes_are_one_sentence(cg: Certgate, tmp_path: Path) -> None:
+    result = cg("audit", "verify", "--since", "yesterday")
+    assert result.code == 1 and result.err.startswith("certgate: --since 'yesterday' is "
+                                                      "neither a duration")
+    result = cg("audit", "verify", "--public-key", str(tmp_path / "none.pub"))
+    assert result.code == 1 and "no audit public key at" in result.err
+    cfg = yaml.safe_load(cg.config.read_text())
+    cfg["database_url"] = "postgresql+asyncpg://certgate@127.0.0.1:1/certgate"
+    cg.config.write_text(yaml.safe_dump(cfg))
+    result = cg("audit", "verify")
+    assert result.code == 1 and result.err.startswith("certgate: cannot reach the database")
+    assert len(result.err.strip().splitlines()) == 1

@@ -1,0 +1,82 @@
+"""Sustained audit records per second into the table: SQLite, and PostgreSQL when
+``CERTGATE_TEST_DATABASE_URL`` is set (a scratch database is created and dropped).
+
+    PYTHONPATH=. python tests/perf/audit_throughput.py [--records 200000]
+
+Emits records as fast as the loop allows while the writer runs, then waits for the
+drain; prints records/s end to end (chaining + inserts) and how long the event loop
+was blocked at most (a 1 ms ticker measures it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from gateway.audit.sinks import DatabaseSink
+from gateway.audit.writer import AuditWriter
+from gateway.store.db import sqlite_url
+from gateway.store.store import Store
+from tests.conftest import _create_pg_database, _drop_pg_database
+from tests.gateway.audit.helpers import record
+
+
+async def measure(url: str, count: int) -> tuple[float, float]:
+    store = await Store.open(url)
+    writer = AuditWriter(node="bench", sinks=[DatabaseSink(store, "bench")],
+                         spool_path=Path(tempfile.mkdtemp()) / "spool", flush_interval=0.05)
+    await writer.start()
+    worst = 0.0
+    stop = False
+
+    async def ticker() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not stop:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            worst = max(worst, now - last - 0.001)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    task = asyncio.create_task(writer.run())
+    records = [record(n) for n in range(1000)]
+    start = time.perf_counter()
+    for n in range(count):
+        writer.emit(records[n % 1000])
+        if n % 1000 == 999:
+            await asyncio.sleep(0)  # the request path yields between requests
+    while len(writer) or writer.written < count:
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    stop = True
+    task.cancel()
+    await asyncio.wait({task, tick})
+    await writer.close()
+    await store.close()
+    return count / elapsed, worst * 1000
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=200_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rate, worst = await measure(sqlite_url(Path(tmp) / "bench.db"), args.records)
+        print(f"sqlite:     {rate:9,.0f} records/s   longest loop stall {worst:6.1f} ms")
+    base = os.environ.get("CERTGATE_TEST_DATABASE_URL")
+    if base:
+        url, name = await _create_pg_database(base)
+        try:
+            rate, worst = await measure(url, args.records)
+            print(f"postgresql: {rate:9,.0f} records/s   longest loop stall {worst:6.1f} ms")
+        finally:
+            await _drop_pg_database(base, name)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
