@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,29 @@ def _auto_select_certificate(port: int) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
+@contextlib.asynccontextmanager
+async def chromium_page(gateway: Gateway, tmp_path: Path, user: str) -> AsyncIterator[Any]:
+    """A page of headless Chromium presenting ``user``'s certificate without a prompt;
+    skips the test when the browser or its tools are missing."""
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    from playwright.async_api import async_playwright
+
+    home = tmp_path / "browser-home"
+    _nss_home(home, gateway, user)
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    # The policy's pattern, https://[*.]test:port, covers every app host of the tests.
+    with _auto_select_certificate(gateway.port):
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
+                                               env=env, headless=True)
+            try:
+                yield await browser.new_page(viewport={"width": 900, "height": 760})
+            finally:
+                await browser.close()
+
+
 async def _shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     SHARED.mkdir(exist_ok=True)
@@ -106,114 +129,82 @@ async def _submit(page: Any, password: str, code: str) -> Any:
 
 async def test_sign_in_in_a_real_browser(gateway: Gateway, alice: Alice,
                                          tmp_path: Path) -> None:
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
-    from playwright.async_api import async_playwright
-
-    home = tmp_path / "browser-home"
-    _nss_home(home, gateway, "alice")
     base = f"https://secure.test:{gateway.port}"
-    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    with _auto_select_certificate(gateway.port):
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
-                                               env=env, headless=True)
-            try:
-                page = await browser.new_page(viewport={"width": 900, "height": 760})
+    async with chromium_page(gateway, tmp_path, "alice") as page:
+        # Sent to the sign-in page, which knows her from the certificate.
+        await page.goto(f"{base}/some/page?x=1")
+        assert page.url == f"{base}/.certgate/login?next=/some/page%3Fx%3D1"
+        assert await page.inner_text(".who strong") == "alice"
+        await _shot(page, "login")
 
-                # Sent to the sign-in page, which knows her from the certificate.
-                await page.goto(f"{base}/some/page?x=1")
-                assert page.url == f"{base}/.certgate/login?next=/some/page%3Fx%3D1"
-                assert await page.inner_text(".who strong") == "alice"
-                await _shot(page, "login")
+        # A wrong password: told so, without saying which factor.
+        response = await _submit(page, "not my password", alice.code())
+        assert response.status == 401
+        assert "The password or the code is not right" in await page.inner_text(
+            ".error")
+        await _shot(page, "login-error")
 
-                # A wrong password: told so, without saying which factor.
-                response = await _submit(page, "not my password", alice.code())
-                assert response.status == 401
-                assert "The password or the code is not right" in await page.inner_text(
-                    ".error")
-                await _shot(page, "login-error")
+        # The right ones: on to the page she asked for, through the gateway.
+        response = await _submit(page, PASSWORD, alice.code())
+        assert page.url == f"{base}/some/page?x=1" and response.status == 200
+        seen = await response.json()
+        assert seen["path"] == "/some/page?x=1"
+        assert seen["headers"]["X-Certgate-User"] == "alice"
+        assert seen["headers"]["X-Certgate-Factors"] == "mtls,pwd,otp"
 
-                # The right ones: on to the page she asked for, through the gateway.
-                response = await _submit(page, PASSWORD, alice.code())
-                assert page.url == f"{base}/some/page?x=1" and response.status == 200
-                seen = await response.json()
-                assert seen["path"] == "/some/page?x=1"
-                assert seen["headers"]["X-Certgate-User"] == "alice"
-                assert seen["headers"]["X-Certgate-Factors"] == "mtls,pwd,otp"
+        await page.goto(f"{base}/.certgate/whoami")
+        assert await page.inner_text("h1") == "You are alice"
+        await _shot(page, "whoami")
+        async with page.expect_navigation() as navigation:
+            await page.click("button[type=submit]")
+        assert (await navigation.value).status == 200
+        assert await page.inner_text("h1") == "Signed out"
+        await _shot(page, "signed-out")
 
-                await page.goto(f"{base}/.certgate/whoami")
-                assert await page.inner_text("h1") == "You are alice"
-                await _shot(page, "whoami")
-                async with page.expect_navigation() as navigation:
-                    await page.click("button[type=submit]")
-                assert (await navigation.value).status == 200
-                assert await page.inner_text("h1") == "Signed out"
-                await _shot(page, "signed-out")
-
-                # Five wrong tries lock sign-in, and the page says until when and whom to call.
-                await page.goto(f"{base}/some/page")
-                for _ in range(5):
-                    response = await _submit(page, "still not it", alice.code())
-                assert response.status == 429
-                text = await page.inner_text("main")
-                assert "Sign-in is locked until" in text and "(in about 15 minutes)" in text
-                assert "your administrator" in text
-                assert await page.locator("#password").count() == 0
-                await _shot(page, "lockout")
-            finally:
-                await browser.close()
+        # Five wrong tries lock sign-in, and the page says until when and whom to call.
+        await page.goto(f"{base}/some/page")
+        for _ in range(5):
+            response = await _submit(page, "still not it", alice.code())
+        assert response.status == 429
+        text = await page.inner_text("main")
+        assert "Sign-in is locked until" in text and "(in about 15 minutes)" in text
+        assert "your administrator" in text
+        assert await page.locator("#password").count() == 0
+        await _shot(page, "lockout")
 
 
 @apps(wiki={"mfa": "required"})
 async def test_one_sign_in_opens_a_second_app_host(gateway: Gateway, alice: Alice,
                                                    tmp_path: Path) -> None:
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
-    from playwright.async_api import async_playwright
-
-    home = tmp_path / "browser-home"
-    _nss_home(home, gateway, "alice")
     first, second = f"https://secure.test:{gateway.port}", f"https://wiki.test:{gateway.port}"
-    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    # The policy's pattern, https://[*.]test:port, covers both app hosts.
-    with _auto_select_certificate(gateway.port):
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
-                                               env=env, headless=True)
-            try:
-                page = await browser.new_page(viewport={"width": 900, "height": 760})
-                await page.goto(f"{first}/start")
-                assert page.url.startswith(f"{first}/.certgate/login?")
-                response = await _submit(page, PASSWORD, alice.code())
-                assert page.url == f"{first}/start" and response.status == 200
+    async with chromium_page(gateway, tmp_path, "alice") as page:
+        await page.goto(f"{first}/start")
+        assert page.url.startswith(f"{first}/.certgate/login?")
+        response = await _submit(page, PASSWORD, alice.code())
+        assert page.url == f"{first}/start" and response.status == 200
 
-                # The second app host: no sign-in page, straight to the application.
-                response = await page.goto(f"{second}/docs?p=2")
-                assert response is not None and response.status == 200
-                assert page.url == f"{second}/docs?p=2"
-                seen = await response.json()
-                assert seen["path"] == "/docs?p=2"
-                assert seen["headers"]["X-Certgate-Factors"] == "mtls,pwd,otp"
-                hops, request = [], response.request
-                while request.redirected_from is not None:
-                    request = request.redirected_from
-                    hops.append(request.url.split("?", 1)[0])
-                assert hops == [f"{second}/.certgate/handoff", f"{first}/.certgate/handoff",
-                                f"{second}/docs"]
-                assert await page.locator("#password").count() == 0
-                await _shot(page, "handoff-second-app")
+        # The second app host: no sign-in page, straight to the application.
+        response = await page.goto(f"{second}/docs?p=2")
+        assert response is not None and response.status == 200
+        assert page.url == f"{second}/docs?p=2"
+        seen = await response.json()
+        assert seen["path"] == "/docs?p=2"
+        assert seen["headers"]["X-Certgate-Factors"] == "mtls,pwd,otp"
+        hops, request = [], response.request
+        while request.redirected_from is not None:
+            request = request.redirected_from
+            hops.append(request.url.split("?", 1)[0])
+        assert hops == [f"{second}/.certgate/handoff", f"{first}/.certgate/handoff",
+                        f"{second}/docs"]
+        assert await page.locator("#password").count() == 0
+        await _shot(page, "handoff-second-app")
 
-                # Signing out on the second host signs out of the first one too.
-                await page.goto(f"{second}/.certgate/whoami")
-                async with page.expect_navigation() as navigation:
-                    await page.click("button[type=submit]")
-                assert (await navigation.value).status == 200
-                assert "every application" in await page.inner_text("main")
-                await _shot(page, "signed-out-everywhere")
-                await page.goto(f"{first}/start")
-                assert page.url.startswith(f"{first}/.certgate/login?")
-            finally:
-                await browser.close()
+        # Signing out on the second host signs out of the first one too.
+        await page.goto(f"{second}/.certgate/whoami")
+        async with page.expect_navigation() as navigation:
+            await page.click("button[type=submit]")
+        assert (await navigation.value).status == 200
+        assert "every application" in await page.inner_text("main")
+        await _shot(page, "signed-out-everywhere")
+        await page.goto(f"{first}/start")
+        assert page.url.startswith(f"{first}/.certgate/login?")
