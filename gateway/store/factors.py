@@ -138,15 +138,6 @@ class FactorStore(StoreBase):
                                       .where(t.login_failures.c.subject.in_(list(subjects))))
             return {r.subject: _failure(r) for r in rows}
 
-    async def save_failures(self, records: Iterable[FailureRecord]) -> None:
-        async with self._tx() as conn:
-            for rec in records:
-                await conn.execute(delete(t.login_failures)
-                                   .where(t.login_failures.c.subject == rec.subject))
-                await conn.execute(insert(t.login_failures).values(
-                    subject=rec.subject, count=rec.count, window_start=rec.window_start,
-                    locked_until=rec.locked_until))
-
     async def add_failure(self, subjects: Sequence[str], now: datetime,
                           step: Callable[[FailureRecord], FailureRecord]
                           ) -> list[tuple[FailureRecord, FailureRecord]]:

@@ -43,7 +43,8 @@ async def test_recovery_codes_are_used_once(store: Store) -> None:
 
 async def test_failures_saved_cleared_and_locks_listed(store: Store) -> None:
     rec = FailureRecord("user:alice", 5, NOW, NOW + timedelta(minutes=15))
-    await store.save_failures([rec, FailureRecord("cert:ab", 1, NOW, None)])
+    stored = {rec.subject: rec, "cert:ab": FailureRecord("cert:ab", 1, NOW, None)}
+    await store.add_failure(list(stored), NOW, lambda before: stored[before.subject])
     assert (await store.failures(["user:alice", "cert:ab", "user:bob"])) == {
         "user:alice": rec, "cert:ab": FailureRecord("cert:ab", 1, NOW, None)}
     assert await store.locked_subjects(NOW) == [rec]
