@@ -34,7 +34,7 @@ def test_init_refuses_to_overwrite_and_changes_nothing(cg: Certgate) -> None:
     assert result.code == 1
     assert result.err.strip() == (
         f"certgate: {cg.data_dir} is already set up and has every key init makes (secrets "
-        "key); nothing was changed: init never overwrites an existing install")
+        "key, audit key); nothing was changed: init never overwrites an existing install")
     assert {p: p.read_bytes() for p in cg.data_dir.rglob("*") if p.is_file()} == before
 
 
