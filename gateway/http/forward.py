@@ -57,7 +57,6 @@ class UpstreamCall(NamedTuple):
     public_host: str
     public_port: int
     client_ip: str
-    fingerprint: str  # of the client certificate: open WebSockets close on revocation
 
 
 def is_websocket_upgrade(request: web.Request) -> bool:
@@ -167,38 +166,29 @@ async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamP
 
 
 class WebSocketRegistry:
-    """Open client WebSockets, each with its certificate fingerprint and the facts of
-    the upgrade request that admitted it, so they can be judged again and closed."""
+    """Open client WebSockets, each with the facts of the upgrade request that admitted
+    it, so they can be judged again and closed (``gateway.http.wsauth``)."""
 
     def __init__(self) -> None:
-        self._open: dict[web.WebSocketResponse, tuple[str, Any]] = {}
+        self._open: dict[web.WebSocketResponse, Any] = {}
 
-    def add(self, fingerprint: str, ws: web.WebSocketResponse, facts: Any = None) -> None:
-        self._open[ws] = (fingerprint, facts)
+    def add(self, ws: web.WebSocketResponse, facts: Any) -> None:
+        self._open[ws] = facts
 
-    def discard(self, fingerprint: str, ws: web.WebSocketResponse) -> None:
+    def discard(self, ws: web.WebSocketResponse) -> None:
         self._open.pop(ws, None)
 
-    def open(self) -> list[tuple[web.WebSocketResponse, str, Any]]:
-        """(socket, fingerprint, facts) of every open WebSocket, as of now."""
-        return [(ws, fp, facts) for ws, (fp, facts) in self._open.items()]
-
-    async def close(self, fingerprints: set[str], *, code: int, message: bytes) -> int:
-        closed = 0
-        for ws, fp, _ in self.open():
-            if fp in fingerprints:
-                await ws.close(code=code, message=message)
-                closed += 1
-        return closed
+    def open(self) -> list[tuple[web.WebSocketResponse, Any]]:
+        """(socket, facts) of every open WebSocket, as of now."""
+        return list(self._open.items())
 
     def __len__(self) -> int:
         return len(self._open)
 
 
 async def forward_websocket(request: web.Request, call: UpstreamCall, pool: UpstreamPool,
-                            registry: WebSocketRegistry, facts: Any = None
-                            ) -> web.StreamResponse:
-    app, route, fingerprint = call.app, call.route, call.fingerprint
+                            registry: WebSocketRegistry, facts: Any) -> web.StreamResponse:
+    app, route = call.app, call.route
     if not route.websockets:
         raise ForwardError(403, Reason.WEBSOCKETS_DISABLED, "websockets are off for this route")
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -226,7 +216,7 @@ async def forward_websocket(request: web.Request, call: UpstreamCall, pool: Upst
                                    autoping=True, heartbeat=route.ws_ping_interval,
                                    max_msg_size=0)
     await client.prepare(request)
-    registry.add(fingerprint, client, facts)
+    registry.add(client, facts)
     loop = asyncio.get_running_loop()
     last = [loop.time()]
 
@@ -271,6 +261,6 @@ async def forward_websocket(request: web.Request, call: UpstreamCall, pool: Upst
                 await task
         await upstream.close()
         await client.close()
-        registry.discard(fingerprint, client)
+        registry.discard(client)
     return client
 

@@ -117,7 +117,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if app.config.forward_client_cert:
             headers["X-Certgate-Client-Cert"] = peer_certificate_pem_quoted(transport) or ""
         call = UpstreamCall(app, result.route, result.path + ("?" + query if query else ""),
-                            headers, host, port, source_ip, identity.fingerprint)
+                            headers, host, port, source_ip)
         out.status, out.verdict, out.reason = 200, Verdict.ALLOW, Reason.ALLOWED
         if is_websocket_upgrade(request):
             # Judged again with these facts while open (gateway.http.wsauth).

@@ -19,17 +19,15 @@ from datetime import datetime
 from gateway.auth.sessions import SessionIndex
 from gateway.http.admit import Admission, Facts, Tables, admit
 from gateway.http.forward import WebSocketRegistry
-from gateway.identity.index import CertificateIndex, Identity
+from gateway.identity.index import CertificateIndex
 
 CLOSE_CODE = 1008  # policy violation
 CLOSE_REASON = b"access revoked"
 
 
-def still_admitted(fingerprint: str, facts: Facts | None, state: Tables,
-                   index: CertificateIndex, sessions: SessionIndex, now: datetime) -> bool:
+def still_admitted(facts: Facts, state: Tables, index: CertificateIndex,
+                   sessions: SessionIndex, now: datetime) -> bool:
     """Would the upgrade request that opened this WebSocket be admitted now?"""
-    if facts is None:  # registered without its facts: judge the certificate alone
-        return isinstance(index.resolve(fingerprint, now), Identity)
     return isinstance(admit(facts, state, index, sessions, now), Admission)
 
 
@@ -37,8 +35,8 @@ async def recheck(registry: WebSocketRegistry, state: Tables, index: Certificate
                   sessions: SessionIndex, now: datetime) -> int:
     """Close every open WebSocket that lost access; how many were closed."""
     closed = 0
-    for ws, fingerprint, facts in registry.open():
-        if not still_admitted(fingerprint, facts, state, index, sessions, now):
+    for ws, facts in registry.open():
+        if not still_admitted(facts, state, index, sessions, now):
             await ws.close(code=CLOSE_CODE, message=CLOSE_REASON)
             closed += 1
     return closed

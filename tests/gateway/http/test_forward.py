@@ -113,7 +113,7 @@ async def _front(upstream_url: str, upstream: Upstream, **app_keys: Any
             call = UpstreamCall(
                 app=target, route=target.route_for(request.path), path_qs=request.raw_path,
                 identity_headers={"X-Certgate-User": "alice"}, public_host="wiki.test",
-                public_port=8443, client_ip="192.0.2.7", fingerprint="f" * 64)
+                public_port=8443, client_ip="192.0.2.7")
             return await forward_http(request, call, pool)
         except ForwardError as exc:
             errors.append(exc)
