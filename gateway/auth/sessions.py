@@ -28,6 +28,9 @@ COOKIE = "__Host-certgate-session"
 # last_seen moves in steps of this: the idle timeout stays exact to a second, and a
 # burst of requests does not rebuild the session record on every one of them.
 _TOUCH = timedelta(seconds=1)
+# Ended session ids remembered against late copies from the feed (a copy is late by
+# one poll at most; this many endings cover any burst).
+_ENDED_KEPT = 10_000
 
 
 def new_session_secret() -> tuple[str, str]:
@@ -67,6 +70,9 @@ class SessionIndex:
         self.limits = limits
         self._by_hash: dict[str, SessionRecord] = {}
         self._by_fingerprint: dict[str, set[str]] = {}
+        # Sessions that ended here, newest last: an id never comes back, so a copy
+        # from the feed read before the end (and applied after it) is ignored.
+        self._ended: dict[str, None] = {}
         for session in sessions:
             self.put(session)
 
@@ -84,6 +90,9 @@ class SessionIndex:
         session = self._by_hash.pop(id_hash, None)
         if session is not None:
             self._forget(session)
+        self._ended[id_hash] = None
+        if len(self._ended) > _ENDED_KEPT:
+            del self._ended[next(iter(self._ended))]
         return session
 
     def apply(self, id_hash: str, session: SessionRecord | None) -> None:
@@ -94,6 +103,8 @@ class SessionIndex:
         """
         if session is None:
             self.drop(id_hash)
+            return
+        if id_hash in self._ended:  # read before it ended, arriving after: stays ended
             return
         old = self._by_hash.get(id_hash)
         if old is not None and old.last_seen > session.last_seen:

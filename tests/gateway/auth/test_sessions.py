@@ -82,14 +82,17 @@ def test_elsewhere_finds_the_certificates_live_sessions_on_other_hosts() -> None
     index.drop(ops.id_hash)
     index.apply(wiki.id_hash, None)
     assert index.elsewhere("fp-a", "pbx.test", NOW) == []
-    index.apply(wiki.id_hash, wiki)
-    assert index.elsewhere("fp-a", "pbx.test", NOW) == [wiki]
+    index.apply(wiki.id_hash, wiki)  # a late copy of an ended session stays ended
+    assert index.elsewhere("fp-a", "pbx.test", NOW) == []
+    wiki2 = on("wiki.test", "g")  # a new sign-in there, from the feed
+    index.apply(wiki2.id_hash, wiki2)
+    assert index.elsewhere("fp-a", "pbx.test", NOW) == [wiki2]
     # An expired session a lookup ends leaves the certificate's map too.
     value, session = _session()
     index.put(session)
     assert index.lookup(value, "fp-a", NOW + timedelta(hours=9)) is None
     assert session.id_hash not in {s.id_hash for s in index.elsewhere("fp-a", "x", NOW)}
-    for c in "abcdef":
+    for c in "abcdefg":
         index.drop(c * 64)
     index.drop(pbx.id_hash)
     assert index._by_fingerprint == {}  # nothing left behind
@@ -103,3 +106,16 @@ def test_a_late_copy_from_the_feed_does_not_make_a_used_session_idle() -> None:
     assert index.lookup(value, "fp-a", later) is not None  # used: last_seen moves
     index.apply(session.id_hash, session)  # the feed's copy, as stored at sign-in
     assert index.lookup(value, "fp-a", NOW + timedelta(minutes=50)) is not None
+
+
+def test_a_copy_from_the_feed_read_before_the_end_does_not_bring_it_back() -> None:
+    """The follower read the session (its start event) just before a sign-out ended
+    it, and applies that copy just after: the session stays ended."""
+    index = SessionIndex(LIMITS)
+    cookie, session = _session()
+    index.put(session)
+    index.drop(session.id_hash)  # signed out on this node
+    index.apply(session.id_hash, session)  # the late copy
+    assert index.lookup(cookie, "fp-a", NOW) is None
+    assert index.elsewhere("fp-a", "other.test", NOW) == []
+    assert len(index) == 0
