@@ -25,7 +25,7 @@ import logging
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -39,7 +39,7 @@ from gateway.audit.writer import AuditRecord, AuditWriter
 from gateway.auth.assertion import AssertionSigner
 from gateway.auth.secretbox import SecretBox, load_secret_box
 from gateway.auth.sessions import SessionIndex, SessionLimits
-from gateway.config import Config, load_config
+from gateway.config import Config, TlsConfig, load_config
 from gateway.http.exchange import Exchange
 from gateway.http.forward import WebSocketRegistry
 from gateway.http.guard import Guard
@@ -53,6 +53,7 @@ from gateway.lifecycle import background
 from gateway.ops.exposure import exposure
 from gateway.ops.filemodes import check_secret_files, exposed_files
 from gateway.ops.metrics import Metrics
+from gateway.ops.renewal import ServerCertRenewer
 from gateway.ops.supervise import TaskHealth, keep_running
 from gateway.store.notify import ChangeListener, is_postgresql
 from gateway.store.store import Store
@@ -195,6 +196,8 @@ class Runtime:
     retired: RetiredPools = field(default_factory=RetiredPools)
     guard: Guard | None = None  # the connection limits, set by the server once listening
     tls: ServerTls | None = None  # the public listener's contexts, set by the server
+    # Renews the server certificate and swaps it in; set by the server (gateway.ops.renewal).
+    renewer: ServerCertRenewer | None = None
     # The background loops' health (change follower, CRL re-signer), for /readyz.
     tasks: list[TaskHealth] = field(default_factory=list)
     # Set to have open WebSockets judged again at once (after a reload).
@@ -331,6 +334,13 @@ class Runtime:
         # Requests in flight keep the old pools until they finish; stop closes them.
         self.retired.retire(old.pool)
         return True
+
+    def use_server_context(self, context: ssl.SSLContext, tls: TlsConfig) -> None:
+        """New handshakes get ``context`` (a renewed server certificate); open
+        connections keep theirs."""
+        self.state = replace(self.state, tls_context=context)
+        if self.tls is not None:
+            self.tls.use(context, tls)
 
     def record(self, exchange: Exchange, seconds: float) -> None:
         """One audit record and the metrics for a finished request; O(1), never awaits."""

@@ -34,6 +34,7 @@ from gateway.lifecycle import background
 from gateway.manage.ca import ca_passphrase
 from gateway.manage.crl import publish_crl
 from gateway.ops.health import create_admin_app
+from gateway.ops.renewal import ServerCertRenewer
 from gateway.ops.supervise import TaskHealth, keep_running
 from gateway.runtime import Runtime
 from pki.ca import load_ca
@@ -83,6 +84,13 @@ async def _keep_crl_fresh(runtime: Runtime, config: Config) -> None:
     runtime.tasks.append(health)
     await keep_running(health, round_, interval=1.0, max_backoff=30.0, round_timeout=120.0,
                        log=log)
+
+
+def _renewer(runtime: Runtime, primary: bool) -> ServerCertRenewer:
+    """Every process serves the certificate on disk; only the primary renews it."""
+    return ServerCertRenewer(config=lambda: runtime.state.config,
+                             use=runtime.use_server_context, emit=runtime.audit.emit,
+                             clock=lambda: runtime.clock(), primary=primary, log=log)
 
 
 def _guard(runtime: Runtime, config: Config) -> Guard:
@@ -151,8 +159,9 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
 
     Each part is one step of a single exit stack: the runtime, the admin and PKI
     listeners, the public listener (last to open, first to close, so it drains
-    while the admin listener still answers /readyz), the CRL re-signer, the signal
-    handlers. A step that fails closes the steps before it and the error propagates.
+    while the admin listener still answers /readyz), the CRL re-signer, the server
+    certificate renewer, the signal handlers. A step that fails closes the steps
+    before it and the error propagates.
     """
     listen = listen or config.listen
     admin_listen = admin_listen or config.admin_listen
@@ -181,6 +190,9 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
         if primary:
             await stack.enter_async_context(background(_keep_crl_fresh(runtime, config),
                                                        "crl-resigner"))
+        renewer = runtime.renewer = _renewer(runtime, primary)
+        runtime.tasks.append(renewer.health)
+        await stack.enter_async_context(background(renewer.run(), "server-cert-renewer"))
         stack.enter_context(_signals(stop, runtime, config))
         stack.enter_context(_ready(runtime))
         if on_ready is None:

@@ -67,6 +67,11 @@ class TlsConfig(_Section):
     client_ca: ConfigPath
     client_chain: ConfigPath | None = None
     min_version: Literal["1.2", "1.3"] = "1.2"
+    # The gateway renews its own server certificate from its CA (same names, same
+    # lifetime, a new key) once this fraction of the certificate's lifetime has passed.
+    # Off, or a certificate from another CA: the admin renews it and reloads.
+    auto_renew: bool = True
+    renew_at: float = Field(default=2 / 3, gt=0.0, lt=1.0)
 
 
 class PkiConfig(_Section):
