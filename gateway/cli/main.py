@@ -30,6 +30,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("gateway.cli.policy_cmd", "policy"),
     ("gateway.cli.db_cmd", "db"),
     ("gateway.cli.audit_cmd", "audit"),
+    ("gateway.cli.doctor_cmd", "doctor"),
     ("gateway.cli.serve_cmd", "serve"),
     ("gateway.cli.demo_cmd", "demo"),
 )
