@@ -167,6 +167,8 @@ async def _audit_heads(store: Store) -> Finding:
         return failed("audit-chain", "; ".join(broken),
                       "run `certgate audit verify` to find every break, and treat it as a "
                       "possible tampering: keep a copy of the database")
+    if not nodes:
+        return passed("audit-chain", "no audit records yet")
     return passed("audit-chain", f"the newest audit records of {len(nodes)} node(s) link")
 
 
