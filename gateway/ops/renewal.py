@@ -118,9 +118,9 @@ class ServerCertRenewer:
                 if "does not match" not in str(exc):
                     raise
                 return 1.0  # the other file of the pair is still being written
+            leaf = await asyncio.to_thread(read_leaf, config.tls.cert)
             self._use(context, config.tls)
             self.loaded = digest
-            leaf = read_leaf(config.tls.cert)
             self._log.warning("new TLS handshakes now get the server certificate %s (serial "
                               "%X, valid until %s); open connections keep theirs",
                               config.tls.cert, leaf.serial_number, leaf.not_valid_after_utc)

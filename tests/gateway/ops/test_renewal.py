@@ -12,6 +12,7 @@ import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 from cryptography import x509
@@ -118,3 +119,40 @@ async def test_a_certificate_from_another_ca_or_auto_renew_off_is_left_alone(
     moved = config.model_copy(update={"tls": config.tls.model_copy(update={"cert": elsewhere})})
     assert await renewer._renew_if_due(moved) > 0
     assert read_leaf(elsewhere).serial_number == foreign.serial_number
+
+
+async def test_due_without_the_ca_key_fails_visibly_then_renews_when_it_is_back(
+        gateway: Gateway) -> None:
+    runtime, renewer = gateway.runtime, gateway.runtime.renewer
+    assert renewer is not None
+    config = runtime.state.config
+    old = read_leaf(config.tls.cert)
+    key = config.pki.ca_dir / "issuing-key.pem"
+    aside = key.with_name("issuing-key.aside")
+    key.rename(aside)
+    moved = renewal_due(old, 2 / 3) + timedelta(days=1)
+    runtime.clock = lambda: moved
+    renewer.wake.set()
+
+    async def failing() -> bool:
+        return renewer.health.failing
+
+    await gateway.wait_for(failing, timeout=10)
+    assert "issuing-key.pem" in (renewer.health.problem() or "")
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{gateway.admin_port}/readyz") as resp:
+        body = await resp.json()
+    assert resp.status == 200 and body["status"] == "degraded"
+    entry = next(d for d in body["degraded"] if d["component"] == "server certificate renewer")
+    assert "issuing-key.pem" in entry["reason"]
+    assert entry["meaning"] == "the current server certificate stays in use until it expires"
+    assert read_leaf(config.tls.cert).serial_number == old.serial_number
+    aside.rename(key)
+    renewer.wake.set()
+
+    async def recovered() -> bool:
+        return not renewer.health.failing \
+            and read_leaf(config.tls.cert).serial_number != old.serial_number
+
+    await gateway.wait_for(recovered, timeout=10)
+    assert renewer.health.problem() is None
