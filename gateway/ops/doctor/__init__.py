@@ -15,6 +15,7 @@ Only looks: never writes a file, the database or a mode, and never prints.
 from __future__ import annotations
 
 import asyncio
+import getpass
 from datetime import datetime
 from pathlib import Path
 
@@ -55,7 +56,13 @@ async def run_doctor(config_path: Path, *, now: datetime, service_user: str | No
         return [failed("config", f"{config_path} is not valid:\n{exc}",
                        "correct the keys named above (`certgate policy check` re-checks)")]
     findings = [passed("config", f"{config_path} is valid ({len(config.apps)} app(s))")]
-    user = service_user or owner_of(config.data_dir)
+    try:
+        user = service_user or owner_of(config.data_dir)
+    except OSError as exc:
+        user = getpass.getuser()
+        findings.append(failed("data-dir", f"the data directory {config.data_dir} can't be "
+                                           f"read: {exc.strerror}",
+                               "correct data_dir, or restore the directory from your backup"))
     findings += check_key_files(config, user)
     findings += check_exposed(config)
     try:

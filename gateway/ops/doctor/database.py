@@ -97,6 +97,11 @@ async def check_database(config: Config, *, now: datetime, within: float,
         report.findings.append(warned("database", "the database answered, then became too "
                                                   "slow to finish the checks",
                                       "look at the database server's load"))
+    except Exception as exc:  # a table that can't be read: say so, don't stop the doctor
+        report.findings.append(failed("database", f"reading the database failed: "
+                                                  f"{short_cause(exc)}",
+                                      "run `certgate db upgrade`, then look at the "
+                                      "database server's log"))
     finally:
         await store.close()
     return report

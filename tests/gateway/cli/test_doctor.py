@@ -246,3 +246,14 @@ def test_help_documents_the_exit_codes(cg: Certgate) -> None:
     assert "1  at worst a warning" in out
     assert "--service-user" in out
 
+
+
+def test_missing_data_dir_is_a_finding_not_a_traceback(cg: Certgate) -> None:
+    edit(cg, data_dir="gone")
+    result = cg("doctor", "--json")
+    assert result.code == 2
+    found = findings(result)
+    assert found["data-dir"]["status"] == "fail"
+    assert f"the data directory {cg.data_dir / 'gone'} can't be read" \
+        in found["data-dir"]["message"]
+    assert "there is no database at" in found["database"]["message"]
