@@ -198,7 +198,7 @@ class Runtime:
     tls: ServerTls | None = None  # the public listener's contexts, set by the server
     # Renews the server certificate and swaps it in; set by the server (gateway.ops.renewal).
     renewer: ServerCertRenewer | None = None
-    # The background loops' health (change follower, CRL re-signer), for /readyz.
+    # The background loops' health (change follower, CRL re-signer, certificate renewer).
     tasks: list[TaskHealth] = field(default_factory=list)
     # Set to have open WebSockets judged again at once (after a reload).
     websocket_check: asyncio.Event = field(default_factory=asyncio.Event)
