@@ -15,6 +15,7 @@ from gateway.audit.verify import NodeResult
 from gateway.cli.common import CliContext, CliError, echo_json, now, run, warn
 from gateway.config import Config
 from gateway.manage.audit import Verification, parse_since, verify_audit
+from gateway.manage.errors import ManageError
 from gateway.manage.report import gather_report, write_report
 
 _EPILOG = """\b
@@ -41,9 +42,9 @@ EXAMPLES
 
 \b
 EXIT CODES
-  0  the report was written (open it: its first screen says whether the audit
-     log verified; a FAILED log still gets its report)
-  1  the report could not be made or written (the reason is printed)
+  0  the report was written and the audit log verifies
+  1  the audit log does NOT verify (the report is still written, with FAILED on
+     its first screen), or the report could not be made (the reason is printed)
 """
 
 
@@ -132,7 +133,11 @@ def report(obj: CliContext, since: str, until: str | None, out: Path, force: boo
     config = obj.config
     moment = now()
     start = parse_since(since, moment)
-    end = parse_since(until, moment) if until else moment
+    try:
+        end = parse_since(until, moment) if until else moment
+    except ManageError:
+        raise CliError(f"--until '{until}' is neither a duration before now (24h, 30d) nor an "
+                       "ISO date or time (2026-11-01, 2026-11-01T08:00Z)") from None
     if not force and out.exists():
         raise CliError(f"{out} already exists; pass --force to replace it")
     key, key_path = _public_key(config, public_key, False)
@@ -151,6 +156,8 @@ def report(obj: CliContext, since: str, until: str | None, out: Path, force: boo
                "unsigned": "the audit log links up, signatures not checked (no public key)",
                "empty": "the audit log is empty"}[state]
     click.echo(f"wrote {out}: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; {verdict}")
+    if state == "failed":
+        raise click.exceptions.Exit(1)
 
 
 def _who() -> str:
