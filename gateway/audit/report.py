@@ -141,8 +141,8 @@ def detail_text(detail: str | None, limit: int = 240) -> str:
     except ValueError:
         text = detail
     else:
-        text = ", ".join(f"{k}: {v}" for k, v in data.items()) if isinstance(data, dict) \
-            else str(data)
+        text = ", ".join(f"{k}: {v}" for k, v in data.items() if v not in (None, "")) \
+            if isinstance(data, dict) else str(data)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
