@@ -6,14 +6,15 @@ half-written. Refusals are ``NotFoundError``/``ConflictError`` with one sentence
 an unreachable database is ``DatabaseUnavailableError``.
 
 The methods live with their noun (``users``, ``certs``, ``feed``, ``factors``,
-``handoffs``, ``audit``) on top of ``base.StoreBase`` (the engine, ``_tx``, ``_event``);
-this module composes them and owns opening and closing. Never called on the
+``handoffs``, ``audit``, ``audit_report``) on top of ``base.StoreBase`` (the engine,
+``_tx``, ``_event``); this module composes them and owns opening and closing. Never called on the
 per-request path.
 """
 
 from __future__ import annotations
 
 from gateway.store.audit import AuditStore
+from gateway.store.audit_report import AuditReportStore
 from gateway.store.certs import CertStore
 from gateway.store.db import make_engine, migrate_async
 from gateway.store.factors import FactorStore
@@ -22,7 +23,8 @@ from gateway.store.handoffs import HandoffStore
 from gateway.store.users import UserStore
 
 
-class Store(UserStore, CertStore, FeedStore, FactorStore, HandoffStore, AuditStore):
+class Store(UserStore, CertStore, FeedStore, FactorStore, HandoffStore, AuditStore,
+            AuditReportStore):
     """One database, opened with ``await Store.open(url)`` and closed with ``close()``."""
 
     @classmethod

@@ -90,3 +90,39 @@ def test_mistakes_are_one_sentence(cg: Certgate, tmp_path: Path) -> None:
     result = cg("audit", "verify")
     assert result.code == 1 and result.err.startswith("certgate: cannot reach the database")
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_report_writes_the_review_and_refuses_to_overwrite_it(cg: Certgate) -> None:
+    set_node(cg, "gw1")
+    write_records(cg.config, 4)
+    out = cg.data_dir.parent / "review.html"
+    result = cg.ok("audit", "report", "--since", "3000d", "--out", str(out))
+    assert f"wrote {out}:" in result.out and "the audit log verifies" in result.out
+    html = out.read_text()
+    assert "Audit log check: OK" in html and "All 4 records of 1 gateway(s)" in html
+    assert "<b>gw1</b>" in html  # made on this node
+
+    again = cg("audit", "report", "--out", str(out))
+    assert again.code == 1 and again.err.strip() == \
+        f"certgate: {out} already exists; pass --force to replace it"
+    assert out.read_text() == html
+
+    with sqlite3.connect(cg.data_dir / "certgate.db") as db:
+        db.execute("UPDATE audit_records SET user = 'mallory' WHERE seq = 3")
+    failed = cg("audit", "report", "--since", "3000d", "--out", str(out), "--force")
+    assert failed.code == 1 and "the audit log does NOT verify" in failed.out
+    assert "Audit log check: FAILED" in out.read_text()
+
+
+def test_report_refuses_a_bad_period_in_one_sentence(cg: Certgate) -> None:
+    out = cg.data_dir.parent / "review.html"
+    bad = cg("audit", "report", "--since", "last tuesday", "--out", str(out))
+    assert bad.code == 1 and "is neither a duration (24h, 30d) nor an ISO date" in bad.err
+    until = cg("audit", "report", "--until", "soon", "--out", str(out))
+    assert until.code == 1 and "--until 'soon' is neither a duration before now" in until.err
+    empty = cg("audit", "report", "--since", "2026-11-02", "--until", "2026-11-01",
+               "--out", str(out))
+    assert empty.code == 1 and "the period is empty" in empty.err
+    assert not out.exists()
+    missing = cg("audit", "report")
+    assert missing.code == 2 and "--out" in missing.err
