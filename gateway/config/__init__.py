@@ -236,6 +236,10 @@ class AppConfig(AppPolicySpec):
 _NODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,59}")
 
 
+def is_node_name(name: str) -> bool:
+    return _NODE_RE.fullmatch(name) is not None
+
+
 def default_node() -> str:
     """This machine's host name, cut to what a node name may hold."""
     name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:60]
