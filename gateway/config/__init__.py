@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from gateway.audit.destination import audit_path_problem
+from gateway.config.front import ProxyProtocolConfig
 from gateway.config.values import ConfigPath, Duration, HostPort, Size, parse_size
 from policies.loader import PolicyError, build_policy_set
 from policies.model import PolicySet
@@ -258,6 +259,7 @@ class Config(_Section):
     listen: HostPort = HostPort(host="0.0.0.0", port=8443)  # noqa: S104 - a gateway listens publicly
     admin_listen: HostPort = HostPort(host="127.0.0.1", port=9443)
     pki_listen: HostPort | None = None
+    proxy_protocol: ProxyProtocolConfig | None = None  # listeners behind an L4 balancer
     workers: int = Field(default=1, ge=1, le=64)
     public_hostnames: tuple[str, ...] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"

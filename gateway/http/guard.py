@@ -51,7 +51,7 @@ def raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-class _RateLimitedLog:
+class RateLimitedLog:
     """At most one WARNING line per ``interval`` seconds, saying how many were suppressed."""
 
     def __init__(self, interval: float = 1.0) -> None:
@@ -81,8 +81,8 @@ class Guard:
     per_source: dict[str, int] = field(default_factory=dict)
     refused: int = 0
     timed_out: int = 0
-    _refusals: _RateLimitedLog = field(default_factory=_RateLimitedLog)
-    _bad: _RateLimitedLog = field(default_factory=_RateLimitedLog)
+    _refusals: RateLimitedLog = field(default_factory=RateLimitedLog)
+    _bad: RateLimitedLog = field(default_factory=RateLimitedLog)
 
     @property
     def budget(self) -> int:
@@ -133,19 +133,28 @@ class Guard:
 class GuardedHandler(RequestHandler):
     """aiohttp's connection protocol with the guard's limits (see the module docstring)."""
 
-    __slots__ = ("_anonymous", "_capped", "_guard", "_head_count", "_head_timer", "_source")
+    __slots__ = ("_anonymous", "_capped", "_guard", "_head_count", "_head_timer", "_peer",
+                 "_source")
 
     def __init__(self, manager: web.Server, *, guard: Guard, capped: bool,
-                 **kwargs: Any) -> None:
+                 peer: tuple[str, int] | None = None, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard, self._capped = guard, capped
+        # The client a PROXY protocol header named (gateway.http.front): it stands for
+        # the socket's peer everywhere (caps, request.remote, audit, logs).
+        self._peer = peer
         self._source = ""
         self._anonymous: bool | None = None  # None: not admitted
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_count = 0
 
+    @property
+    def peername(self) -> Any:
+        """What ``request.remote`` reports: the proxied client, else the socket's peer."""
+        return self._peer if self._peer is not None else super().peername
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        peer = transport.get_extra_info("peername")
+        peer = self._peer or transport.get_extra_info("peername")
         self._source = str(peer[0]) if peer else ""
         self._anonymous = self._guard.admit(transport, self._source, self._capped,
                                             self._loop.time())
@@ -204,14 +213,18 @@ class GuardedHandler(RequestHandler):
         return response
 
 
-class _GuardedServer(web.Server):
+class GuardedServer(web.Server):
     def __init__(self, *args: Any, guard: Guard, capped: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._guard, self._capped = guard, capped
 
     def __call__(self) -> RequestHandler:
+        return self.handler()
+
+    def handler(self, peer: tuple[str, int] | None = None) -> RequestHandler:
+        """A connection's protocol; ``peer``: the client a PROXY header named."""
         return GuardedHandler(self, loop=self._loop, guard=self._guard, capped=self._capped,
-                              **self._kwargs)
+                              peer=peer, **self._kwargs)
 
 
 async def _name_server(request: web.Request, response: web.StreamResponse) -> None:
@@ -236,7 +249,7 @@ class GuardedRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
-        return _GuardedServer(plain.request_handler, request_factory=plain.request_factory,
+        return GuardedServer(plain.request_handler, request_factory=plain.request_factory,
                               loop=asyncio.get_running_loop(), guard=self._guard,
                               capped=self._capped, **plain._kwargs)
 

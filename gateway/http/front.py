@@ -1,0 +1,183 @@
+"""A listener behind a TCP load balancer: the PROXY v2 header read before TLS starts.
+
+The header comes first on the TCP stream, before the client's TLS hello, so it
+cannot go through a transport that reads ahead. ``ProxiedSite`` accepts on its
+own socket and, per connection, reads exactly the header's bytes from the raw
+socket (16, then the length it announces: never a byte of the hello), then hands
+the socket to ``loop.connect_accepted_socket`` with the TLS context, as
+``create_server`` would have. The connection's protocol gets the client the
+header named, which stands for the socket's peer everywhere after (connection
+caps, ``request.remote``, policies' source rules, audit ``source_ip``, logs).
+
+Who must send a header (``ProxyProtocolConfig``): a peer in ``allowed_sources``
+must open with a valid v2 header within ``header_timeout``, else it is closed. Any
+other peer is served as a direct client, but one that opens with a PROXY header
+(v1 or v2: the first byte tells) is closed: it could claim any address. Each
+closure is counted by reason and logged (rate-limited); no request exists yet to
+audit. Listeners without ``proxy_protocol`` use ``GuardedSite`` and pay nothing.
+
+Must not decide access: it only says who the client is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from gateway.config.front import ProxyProtocolConfig
+from gateway.http.guard import GuardedRunner, GuardedServer, GuardedSite, RateLimitedLog
+from gateway.http.proxyproto import (
+    PREFIX,
+    ProxyHeaderError,
+    header_length,
+    parse_header,
+    starts_like_proxy,
+)
+
+log = logging.getLogger("certgate")
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
+async def _recv(sock: socket.socket, size: int, flags: int = 0) -> bytes:
+    """Up to ``size`` bytes once the socket is readable (``b""``: the peer closed)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return sock.recv(size, flags)
+        except (BlockingIOError, InterruptedError):
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(sock, _wake, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(sock)
+
+
+async def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = await _recv(sock, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class _FrontServer:
+    """What ``BaseSite`` keeps as ``_server``: the listening socket and its accept loop."""
+
+    def __init__(self, sock: socket.socket,
+                 admit: Callable[[socket.socket, str, int], Coroutine[Any, Any, None]]) -> None:
+        self.sockets = [sock]
+        self._admit = admit
+        self._pending: set[asyncio.Task[None]] = set()
+        self._accepting = asyncio.get_running_loop().create_task(self._accept())
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        listener = self.sockets[0]
+        while True:
+            try:
+                conn, addr = await loop.sock_accept(listener)
+            except asyncio.CancelledError:
+                raise
+            except OSError as exc:  # EMFILE and friends: keep accepting once it passes
+                log.warning("accepting on %s failed: %s", listener.getsockname(), exc)
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._admit(conn, str(addr[0]), int(addr[1])))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    def close(self) -> None:
+        """Stop accepting; connections still reading their header are closed."""
+        self._accepting.cancel()
+        for task in self._pending:
+            task.cancel()
+        self.sockets[0].close()
+
+
+class ProxiedSite(GuardedSite):
+    """A ``GuardedSite`` that reads a PROXY v2 header from the configured balancers."""
+
+    def __init__(self, runner: GuardedRunner, host: str, port: int, *,
+                 front: ProxyProtocolConfig, on_refused: Callable[[str], None],
+                 ssl_context: ssl.SSLContext | None = None, **kwargs: object) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context, **kwargs)
+        self._front, self._on_refused = front, on_refused
+        self._refusals = RateLimitedLog()
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        family = socket.AF_INET6 if ":" in (self._host or "") else socket.AF_INET
+        sock = socket.create_server(
+            (self._host or "", self._port), family=family, backlog=self._backlog,
+            reuse_port=bool(self._reuse_port),
+            dualstack_ipv6=self._host == "::" and socket.has_dualstack_ipv6())
+        sock.setblocking(False)
+        self._server = _FrontServer(sock, self._admit)  # type: ignore[assignment]
+        self._bound_port = sock.getsockname()[1]
+
+    async def _admit(self, sock: socket.socket, address: str, port: int) -> None:
+        """Read the header (or check there is none), then start TLS and serve."""
+        try:
+            async with asyncio.timeout(self._front.header_timeout.total_seconds()):
+                peer = await self._client(sock, address, port)
+        except ProxyHeaderError as exc:
+            self._refuse(sock, address, str(exc), exc.reason)
+            return
+        except TimeoutError:
+            self._refuse(sock, address, "no PROXY header within "
+                         f"{self._front.header_timeout.total_seconds():g} s", "timeout")
+            return
+        except OSError:
+            sock.close()
+            return
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        server = self._runner.server
+        if not isinstance(server, GuardedServer):
+            sock.close()
+            return
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: server.handler(peer), sock, ssl=self._ssl_context,
+                ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None)
+        except (OSError, ssl.SSLError, TimeoutError):  # as create_server: a failed handshake
+            sock.close()
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+
+    async def _client(self, sock: socket.socket, address: str, port: int
+                      ) -> tuple[str, int] | None:
+        """The client the header names; None for a direct client or a LOCAL header."""
+        if not self._front.allows(address):
+            first = await _recv(sock, 1, socket.MSG_PEEK)
+            if starts_like_proxy(first):
+                raise ProxyHeaderError(f"{address} is not in proxy_protocol.allowed_sources "
+                                       "but sent a PROXY header", "unlisted-source")
+            return None  # a direct client; TLS judges the rest
+        prefix = await _recv_exactly(sock, PREFIX)
+        body = await _recv_exactly(sock, header_length(prefix))
+        header = parse_header(prefix, body)
+        return header.client or (address, port)
+
+    def _refuse(self, sock: socket.socket, address: str, why: str, reason: str) -> None:
+        with contextlib.suppress(OSError):
+            sock.close()
+        self._on_refused(reason)
+        self._refusals.warning(asyncio.get_running_loop().time(),
+                               "closed a connection from %s on %s: %s", address, self.name, why)
