@@ -77,7 +77,7 @@ async def test_the_headers_client_is_the_source_for_policy_and_audit(gateway: Ga
 
 async def test_ipv6_clients_and_local_health_checks(gateway: Gateway) -> None:
     v6 = build_header(("2001:db8::7", 5000), ("::1", gateway.port))
-    status, body = await exchange(gateway, user="alice", host="wiki.test", header=v6)
+    status, _ = await exchange(gateway, user="alice", host="wiki.test", header=v6)
     assert status == 200
     records = await audited(gateway)
     assert records[-1]["source_ip"] == "2001:db8::7"
@@ -109,7 +109,7 @@ async def test_a_listed_source_without_a_valid_header_is_closed(
 async def test_an_unlisted_source_is_served_directly_but_may_not_send_a_header(
         gateway: Gateway) -> None:
     # 127.0.0.2 is not a balancer: it connects as itself...
-    status, body = await exchange(gateway, user="alice", host="wiki.test", source="127.0.0.2")
+    status, _ = await exchange(gateway, user="alice", host="wiki.test", source="127.0.0.2")
     assert status == 200
     assert (await audited(gateway))[-1]["source_ip"] == "127.0.0.2"
     # ...and may not claim to speak for anyone else.
