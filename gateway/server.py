@@ -2,9 +2,11 @@
 
 One process (or N workers sharing ports through SO_REUSEPORT) each runs: the
 public TLS listener plus every app's extra ports, the admin listener
-(/healthz, /readyz, /metrics) and the PKI listener (CRL, OCSP). SIGHUP reloads
-the config, TLS certificate and version floor included (an invalid one, or one
-changing a key read only at start, is refused and the old one keeps serving); SIGTERM or
+(/healthz, /readyz, /metrics) and the PKI listener (CRL, OCSP); the public and PKI
+listeners named in ``proxy_protocol`` read a PROXY v2 header first (``http.front``).
+SIGHUP reloads the config, TLS certificate and version floor included (an invalid
+one, or one changing a key read only at start, is refused and the old one keeps
+serving); SIGTERM or
 SIGINT stops accepting and drains requests in flight before exiting.
 """
 

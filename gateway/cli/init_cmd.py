@@ -2,6 +2,8 @@
 
 Parses and checks the options, gets the CA passphrase (file, environment or
 prompt), calls ``gateway.manage.setup.create_data_dir`` and prints the next steps.
+With ``--database-url`` the database is PostgreSQL from the start; one that is
+unreachable or already holds an install is refused before the passphrase prompt.
 On an existing install (the directory holds a config) it overwrites nothing: it
 adds the keys a newer version needs that are missing (``setup.KEY_FILES``) and says
 which, or refuses when none is missing.
