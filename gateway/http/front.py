@@ -85,27 +85,33 @@ class _FrontServer:
         self._accepting = asyncio.get_running_loop().create_task(self._accept())
 
     async def _accept(self) -> None:
+        """Accept until cancelled; any failure (EMFILE, say) is logged and accepting goes on."""
         loop = asyncio.get_running_loop()
         listener = self.sockets[0]
-        while True:
-            try:
-                conn, addr = await loop.sock_accept(listener)
-            except asyncio.CancelledError:
-                raise
-            except OSError as exc:  # EMFILE and friends: keep accepting once it passes
-                log.warning("accepting on %s failed: %s", listener.getsockname(), exc)
-                await asyncio.sleep(0.1)
-                continue
-            task = loop.create_task(self._admit(conn, str(addr[0]), int(addr[1])))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+        failures = RateLimitedLog(interval=10.0)
+        try:
+            while True:
+                try:
+                    conn, addr = await loop.sock_accept(listener)
+                    task = loop.create_task(self._admit(conn, str(addr[0]), int(addr[1])))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failures.warning(loop.time(), "accepting a connection on %s failed: %s",
+                                     listener.getsockname(), exc)
+                    await asyncio.sleep(0.1)  # back off: the cause (no descriptors) may pass
+                    continue
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+        finally:
+            # Here, once the loop has let go of the socket, not in ``close``.
+            listener.close()
 
     def close(self) -> None:
         """Stop accepting; connections still reading their header are closed."""
         self._accepting.cancel()
         for task in self._pending:
             task.cancel()
-        self.sockets[0].close()
 
 
 class ProxiedSite(GuardedSite):
@@ -132,21 +138,30 @@ class ProxiedSite(GuardedSite):
     async def _admit(self, sock: socket.socket, address: str, port: int) -> None:
         """Read the header (or check there is none), then start TLS and serve."""
         try:
+            await self._serve(sock, address, port)
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        except Exception:  # a bug of ours: this connection ends, the listener goes on
+            sock.close()
+            log.exception("a connection from %s on %s failed", address, self.name)
+
+    async def _serve(self, sock: socket.socket, address: str, port: int) -> None:
+        try:
             async with asyncio.timeout(self._front.header_timeout.total_seconds()):
                 peer = await self._client(sock, address, port)
         except ProxyHeaderError as exc:
             self._refuse(sock, address, str(exc), exc.reason)
             return
         except TimeoutError:
-            self._refuse(sock, address, "no PROXY header within "
-                         f"{self._front.header_timeout.total_seconds():g} s", "timeout")
+            what = "no PROXY header" if self._front.allows(address) else "not a byte"
+            self._refuse(sock, address, f"{what} within "
+                         f"{self._front.header_timeout.total_seconds():g} s "
+                         "(proxy_protocol.header_timeout)", "timeout")
             return
         except OSError:
             sock.close()
             return
-        except asyncio.CancelledError:
-            sock.close()
-            raise
         server = self._runner.server
         if not isinstance(server, GuardedServer):
             sock.close()
@@ -157,9 +172,6 @@ class ProxiedSite(GuardedSite):
                 ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None)
         except (OSError, ssl.SSLError, TimeoutError):  # as create_server: a failed handshake
             sock.close()
-        except asyncio.CancelledError:
-            sock.close()
-            raise
 
     async def _client(self, sock: socket.socket, address: str, port: int
                       ) -> tuple[str, int] | None:

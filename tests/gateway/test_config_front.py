@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load_config
+from gateway.runtime import restart_keys
 from tests.gateway.test_config import BASE, write
 
 
@@ -53,3 +54,9 @@ def test_errors_name_file_line_and_key(tmp_path: Path, section: str, key: str,
     assert (issue.file, issue.key) == (str(path), key)
     assert issue.line > BASE.count("\n")
     assert message in issue.message
+
+
+def test_changing_the_section_needs_a_restart(tmp_path: Path) -> None:
+    old = load_config(write(tmp_path, BASE))
+    new = load_config(write(tmp_path, BASE + "proxy_protocol: {allowed_sources: [10.0.0.5]}\n"))
+    assert restart_keys(old, new) == ["proxy_protocol"]

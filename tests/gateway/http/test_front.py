@@ -119,3 +119,23 @@ async def test_an_unlisted_source_is_served_directly_but_may_not_send_a_header(
     assert await closed_before_tls(gateway, b"PROXY TCP4 192.0.2.10 127.0.0.1 1 2\r\n",
                                    source="127.0.0.2")
     assert refused(gateway, "unlisted-source") == before + 2
+
+
+@pytest.mark.config(proxy_protocol={"allowed_sources": ["127.0.0.1"],
+                                    "listeners": ["public", "pki"]})
+async def test_the_plain_http_pki_listener_reads_the_header_too(gateway: Gateway) -> None:
+    async def fetch(header: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.pki_port)
+        writer.write(header + b"GET /crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try:
+            return await asyncio.wait_for(reader.read(), 10)
+        except ConnectionResetError:  # closed with the request unread: a reset
+            return b""
+        finally:
+            writer.close()
+
+    served = await fetch(build_header(("198.51.100.4", 1234), ("127.0.0.1", gateway.pki_port)))
+    assert served.startswith(b"HTTP/1.1 200")
+    before = refused(gateway, "no-header")
+    assert await fetch(b"") == b""  # plain HTTP from the balancer without a header
+    assert refused(gateway, "no-header") == before + 1

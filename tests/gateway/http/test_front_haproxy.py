@@ -189,6 +189,9 @@ async def test_haproxy_in_front_of_two_nodes(tmp_path: Path,
             assert line == 'certgate_proxy_protocol_refused_total{reason="unlisted-source"} 1.0'
             assert any("closed a connection from 127.0.0.2" in entry and "not in "
                        "proxy_protocol.allowed_sources" in entry for entry in a.log)
+        for node in (a, b):  # stopped by now: cleanly, the listener included
+            assert node.proc.returncode == 0, "".join(node.log)
+            assert "Traceback" not in "".join(node.log)
     finally:
         await runner.cleanup()
 
