@@ -353,6 +353,8 @@ def config_from_document(doc: YamlDocument, path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(tuple(issues_from_validation_error(exc, doc))) from None
     clashes = port_clashes(config)
+    if config.proxy_protocol and "pki" in config.proxy_protocol.listeners and not config.pki_listen:
+        clashes.append((("proxy_protocol", "listeners"), "names pki, but pki_listen is not set"))
     for key in ("path", "checkpoints"):
         path = getattr(config.audit, key)
         if path is not None and (problem := audit_path_problem(path)) is not None:

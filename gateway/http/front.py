@@ -78,7 +78,7 @@ class _FrontServer:
     """What ``BaseSite`` keeps as ``_server``: the listening socket and its accept loop."""
 
     def __init__(self, sock: socket.socket,
-                 admit: Callable[[socket.socket, str, int], Coroutine[Any, Any, None]]) -> None:
+                 admit: Callable[[socket.socket, str], Coroutine[Any, Any, None]]) -> None:
         self.sockets = [sock]
         self._admit = admit
         self._pending: set[asyncio.Task[None]] = set()
@@ -93,7 +93,7 @@ class _FrontServer:
             while True:
                 try:
                     conn, addr = await loop.sock_accept(listener)
-                    task = loop.create_task(self._admit(conn, str(addr[0]), int(addr[1])))
+                    task = loop.create_task(self._admit(conn, str(addr[0])))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -135,10 +135,10 @@ class ProxiedSite(GuardedSite):
         self._server = _FrontServer(sock, self._admit)  # type: ignore[assignment]
         self._bound_port = sock.getsockname()[1]
 
-    async def _admit(self, sock: socket.socket, address: str, port: int) -> None:
+    async def _admit(self, sock: socket.socket, address: str) -> None:
         """Read the header (or check there is none), then start TLS and serve."""
         try:
-            await self._serve(sock, address, port)
+            await self._serve(sock, address)
         except asyncio.CancelledError:
             sock.close()
             raise
@@ -146,10 +146,10 @@ class ProxiedSite(GuardedSite):
             sock.close()
             log.exception("a connection from %s on %s failed", address, self.name)
 
-    async def _serve(self, sock: socket.socket, address: str, port: int) -> None:
+    async def _serve(self, sock: socket.socket, address: str) -> None:
         try:
             async with asyncio.timeout(self._front.header_timeout.total_seconds()):
-                peer = await self._client(sock, address, port)
+                peer = await self._client(sock, address)
         except ProxyHeaderError as exc:
             self._refuse(sock, address, str(exc), exc.reason)
             return
@@ -173,8 +173,7 @@ class ProxiedSite(GuardedSite):
         except (OSError, ssl.SSLError, TimeoutError):  # as create_server: a failed handshake
             sock.close()
 
-    async def _client(self, sock: socket.socket, address: str, port: int
-                      ) -> tuple[str, int] | None:
+    async def _client(self, sock: socket.socket, address: str) -> tuple[str, int] | None:
         """The client the header names; None for a direct client or a LOCAL header."""
         if not self._front.allows(address):
             first = await _recv(sock, 1, socket.MSG_PEEK)
@@ -184,8 +183,7 @@ class ProxiedSite(GuardedSite):
             return None  # a direct client; TLS judges the rest
         prefix = await _recv_exactly(sock, PREFIX)
         body = await _recv_exactly(sock, header_length(prefix))
-        header = parse_header(prefix, body)
-        return header.client or (address, port)
+        return parse_header(prefix, body).client  # None (LOCAL): the real peer stands
 
     def _refuse(self, sock: socket.socket, address: str, why: str, reason: str) -> None:
         with contextlib.suppress(OSError):

@@ -133,28 +133,22 @@ class Guard:
 class GuardedHandler(RequestHandler):
     """aiohttp's connection protocol with the guard's limits (see the module docstring)."""
 
-    __slots__ = ("_anonymous", "_capped", "_guard", "_head_count", "_head_timer", "_peer",
-                 "_source")
+    __slots__ = ("_anonymous", "_capped", "_guard", "_head_count", "_head_timer", "_source")
 
     def __init__(self, manager: web.Server, *, guard: Guard, capped: bool,
-                 peer: tuple[str, int] | None = None, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard, self._capped = guard, capped
-        # The client a PROXY protocol header named (gateway.http.front): it stands for
-        # the socket's peer everywhere (caps, request.remote, audit, logs).
-        self._peer = peer
         self._source = ""
         self._anonymous: bool | None = None  # None: not admitted
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_count = 0
 
-    @property
-    def peername(self) -> Any:
-        """What ``request.remote`` reports: the proxied client, else the socket's peer."""
-        return self._peer if self._peer is not None else super().peername
+    def _peer_of(self, transport: asyncio.BaseTransport) -> Any:
+        return transport.get_extra_info("peername")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        peer = self._peer or transport.get_extra_info("peername")
+        peer = self._peer_of(transport)
         self._source = str(peer[0]) if peer else ""
         self._anonymous = self._guard.admit(transport, self._source, self._capped,
                                             self._loop.time())
@@ -213,6 +207,28 @@ class GuardedHandler(RequestHandler):
         return response
 
 
+class ProxiedHandler(GuardedHandler):
+    """A connection whose client a PROXY protocol header named (``gateway.http.front``).
+
+    That client stands for the socket's peer everywhere: the anonymous caps,
+    ``request.remote`` (so policies' source rules, the audit trail, X-Forwarded-For)
+    and the logs. A subclass, so connections without a header pay nothing for it.
+    """
+
+    __slots__ = ("_peer",)
+
+    def __init__(self, manager: web.Server, *, peer: tuple[str, int], **kwargs: Any) -> None:
+        self._peer = peer
+        super().__init__(manager, **kwargs)
+
+    @property
+    def peername(self) -> tuple[str, int]:
+        return self._peer
+
+    def _peer_of(self, transport: asyncio.BaseTransport) -> Any:
+        return self._peer
+
+
 class GuardedServer(web.Server):
     def __init__(self, *args: Any, guard: Guard, capped: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -223,7 +239,10 @@ class GuardedServer(web.Server):
 
     def handler(self, peer: tuple[str, int] | None = None) -> RequestHandler:
         """A connection's protocol; ``peer``: the client a PROXY header named."""
-        return GuardedHandler(self, loop=self._loop, guard=self._guard, capped=self._capped,
+        if peer is None:
+            return GuardedHandler(self, loop=self._loop, guard=self._guard,
+                                  capped=self._capped, **self._kwargs)
+        return ProxiedHandler(self, loop=self._loop, guard=self._guard, capped=self._capped,
                               peer=peer, **self._kwargs)
 
 

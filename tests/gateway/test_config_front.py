@@ -44,6 +44,8 @@ def test_the_section_is_off_by_default_and_parsed_when_given(tmp_path: Path) -> 
      "greater than zero"),
     ("  allowed_sources: [10.0.0.5]\n  from: [10.0.0.6]", "proxy_protocol.from",
      "unknown key"),
+    ("  allowed_sources: [10.0.0.5]\n  listeners: [public, pki]", "proxy_protocol.listeners",
+     "names pki, but pki_listen is not set"),
 ])
 def test_errors_name_file_line_and_key(tmp_path: Path, section: str, key: str,
                                        message: str) -> None:
