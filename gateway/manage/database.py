@@ -77,9 +77,12 @@ async def _digest(conn: AsyncConnection, table: Table) -> TableCopy:
 
 
 async def _has_data(conn: AsyncConnection) -> list[str]:
+    """The schema's tables that exist at ``conn`` and hold rows."""
+    present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
     names = []
     for table in t.metadata.sorted_tables:
-        if (await conn.execute(select(func.count()).select_from(table))).scalar_one():
+        if table.name in present and (await conn.execute(
+                select(func.count()).select_from(table))).scalar_one():
             names.append(table.name)
     return names
 
@@ -92,13 +95,7 @@ async def tables_with_data(url: str) -> list[str]:
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
-            present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
-            names = []
-            for table in t.metadata.sorted_tables:
-                if table.name in present and (await conn.execute(
-                        select(func.count()).select_from(table))).scalar_one():
-                    names.append(table.name)
-            return names
+            return await _has_data(conn)
     except (SQLAlchemyError, OSError) as exc:
         reason = getattr(exc, "orig", None) or exc
         raise ManageError(f"cannot reach the database {safe_url(url)}: {reason}") from None
