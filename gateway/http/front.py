@@ -12,7 +12,7 @@ caps, ``request.remote``, policies' source rules, audit ``source_ip``, logs).
 Who must send a header (``ProxyProtocolConfig``): a peer in ``allowed_sources``
 must open with a valid v2 header within ``header_timeout``, else it is closed. Any
 other peer is served as a direct client, but one that opens with a PROXY header
-(v1 or v2: the first byte tells) is closed: it could claim any address. Each
+(v1 or v2: its first bytes, peeked at, tell) is closed: it could claim any address. Each
 closure is counted by reason and logged (rate-limited); no request exists yet to
 audit. Listeners without ``proxy_protocol`` use ``GuardedSite`` and pay nothing.
 
@@ -176,7 +176,7 @@ class ProxiedSite(GuardedSite):
     async def _client(self, sock: socket.socket, address: str) -> tuple[str, int] | None:
         """The client the header names; None for a direct client or a LOCAL header."""
         if not self._front.allows(address):
-            first = await _recv(sock, 1, socket.MSG_PEEK)
+            first = await _recv(sock, PREFIX, socket.MSG_PEEK)  # left for TLS to read
             if starts_like_proxy(first):
                 raise ProxyHeaderError(f"{address} is not in proxy_protocol.allowed_sources "
                                        "but sent a PROXY header", "unlisted-source")

@@ -49,12 +49,13 @@ class ProxyHeader:
 
 
 def starts_like_proxy(data: bytes) -> bool:
-    """True when ``data`` (at least one byte) begins as a PROXY header (v1 or v2) would.
+    """True when ``data`` (the first bytes that arrived) begins as a PROXY header would.
 
-    A TLS record starts with 0x16 (or 0x80 for an SSLv2-style hello), never with
-    the ``\\r`` or ``P`` these begin with, so one byte decides.
+    Judged on what is there: ``\\r\\n`` could still become a v2 signature, ``PRO``
+    a v1 line; ``POST /`` cannot. A TLS record never starts like either (0x16, or
+    0x80 for an SSLv2-style hello).
     """
-    return data[:1] in (SIGNATURE[:1], _V1[:1])
+    return bool(data) and (SIGNATURE.startswith(data[:12]) or _V1.startswith(data[:6]))
 
 
 def header_length(prefix: bytes) -> int:

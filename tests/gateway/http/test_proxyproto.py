@@ -117,7 +117,8 @@ def test_any_bytes_after_a_valid_prefix_parse_or_are_refused(tail: bytes) -> Non
 
 
 @pytest.mark.parametrize(("first", "expected"), [
-    (b"\r", True), (b"P", True), (SIGNATURE, True), (b"PROXY TCP4", True),
+    (b"\r", True), (b"\r\n\r", True), (b"P", True), (b"PRO", True), (SIGNATURE + b"!", True),
+    (b"PROXY TCP4", True), (b"\r\nX", False), (b"POST / HTTP/1.1", False),
     (b"\x16\x03\x01", False), (b"\x80", False), (b"G", False), (b"", False)])
 def test_starts_like_proxy(first: bytes, expected: bool) -> None:
     assert starts_like_proxy(first) is expected
