@@ -2,9 +2,11 @@
 
 One process (or N workers sharing ports through SO_REUSEPORT) each runs: the
 public TLS listener plus every app's extra ports, the admin listener
-(/healthz, /readyz, /metrics) and the PKI listener (CRL, OCSP). SIGHUP reloads
-the config, TLS certificate and version floor included (an invalid one, or one
-changing a key read only at start, is refused and the old one keeps serving); SIGTERM or
+(/healthz, /readyz, /metrics) and the PKI listener (CRL, OCSP); the public and PKI
+listeners named in ``proxy_protocol`` read a PROXY v2 header first (``http.front``).
+SIGHUP reloads the config, TLS certificate and version floor included (an invalid
+one, or one changing a key read only at start, is refused and the old one keeps
+serving); SIGTERM or
 SIGINT stops accepting and drains requests in flight before exiting.
 """
 
@@ -24,8 +26,10 @@ from aiohttp import web
 from cryptography import x509
 
 from gateway.config import Config, HostPort
+from gateway.config.front import ProxyProtocolConfig
 from gateway.http.app import create_public_app
 from gateway.http.exchange import Exchange, Verdict
+from gateway.http.front import ProxiedSite
 from gateway.http.guard import Guard, GuardedRunner, GuardedSite
 from gateway.http.pkiweb import create_pki_app
 from gateway.http.tls import ServerTls, build_server_context
@@ -107,19 +111,41 @@ def _guard(runtime: Runtime, config: Config) -> Guard:
     return Guard(config.limits, is_known, audit_bad_request)
 
 
+def _front(runtime: Runtime, config: Config
+           ) -> dict[str, tuple[ProxyProtocolConfig, Callable[[str], None]]]:
+    """The listeners behind a PROXY v2 balancer, each with the config and a refusal counter."""
+    section = config.proxy_protocol
+    if section is None:
+        return {}
+
+    def refused(reason: str) -> None:
+        runtime.metrics.proxy_refused.labels(reason).inc()
+
+    return {name: (section, refused) for name in section.listeners}
+
+
 @contextlib.asynccontextmanager
 async def _listening(app: web.Application, binds: list[tuple[str, int]], guard: Guard, *,
                      ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False,
-                     backlog: int = 128, shutdown_timeout: float = 60.0, capped: bool = True
+                     backlog: int = 128, shutdown_timeout: float = 60.0, capped: bool = True,
+                     front: tuple[ProxyProtocolConfig, Callable[[str], None]] | None = None
                      ) -> AsyncIterator[web.AppRunner]:
-    """One runner with a site per address; cleanup stops accepting, then drains."""
+    """One runner with a site per address; cleanup stops accepting, then drains.
+
+    ``front``: these addresses sit behind a balancer sending PROXY v2 headers (the
+    config section, and what counts a connection closed for its header)."""
     runner = GuardedRunner(app, guard, capped=capped, access_log=None,
                            shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
         for host, port in binds:
-            await GuardedSite(runner, host, port, ssl_context=ssl_context,
-                              reuse_port=reuse_port, backlog=backlog).start()
+            if front is None:
+                await GuardedSite(runner, host, port, ssl_context=ssl_context,
+                                  reuse_port=reuse_port, backlog=backlog).start()
+            else:
+                await ProxiedSite(runner, host, port, front=front[0], on_refused=front[1],
+                                  ssl_context=ssl_context, reuse_port=reuse_port,
+                                  backlog=backlog).start()
         yield runner
     finally:
         await runner.cleanup()
@@ -169,6 +195,7 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
     async with contextlib.AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(Runtime.running(config, worker=worker))
         guard = runtime.guard = _guard(runtime, config)
+        front = _front(runtime, config)
         # The listener's own context; each handshake switches to the current state's.
         tls = runtime.tls = ServerTls(build_server_context(config.tls),
                                       runtime.state.tls_context)
@@ -179,13 +206,13 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
         if config.pki_listen is not None:
             pki = await stack.enter_async_context(_listening(
                 create_pki_app(runtime), [(config.pki_listen.host, config.pki_listen.port)],
-                guard, reuse_port=reuse_port))
+                guard, reuse_port=reuse_port, front=front.get("pki")))
             addresses["pki"] = _addresses(pki)
         ports = [listen.port, *sorted(runtime.state.router.extra_ports)]
         public = await stack.enter_async_context(_listening(
             create_public_app(runtime), [(listen.host, port) for port in ports], guard,
             ssl_context=tls.listener, reuse_port=reuse_port, backlog=1024,
-            shutdown_timeout=DRAIN_SECONDS))
+            shutdown_timeout=DRAIN_SECONDS, front=front.get("public")))
         addresses["public"] = _addresses(public)
         if primary:
             await stack.enter_async_context(background(_keep_crl_fresh(runtime, config),

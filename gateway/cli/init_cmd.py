@@ -2,6 +2,8 @@
 
 Parses and checks the options, gets the CA passphrase (file, environment or
 prompt), calls ``gateway.manage.setup.create_data_dir`` and prints the next steps.
+With ``--database-url`` the database is PostgreSQL from the start; one that is
+unreachable or already holds an install is refused before the passphrase prompt.
 On an existing install (the directory holds a config) it overwrites nothing: it
 adds the keys a newer version needs that are missing (``setup.KEY_FILES``) and says
 which, or refuses when none is missing.
@@ -14,7 +16,7 @@ from pathlib import Path
 import click
 
 from gateway.cli.common import CliError, now, read_secret_argument, run, warn
-from gateway.config import HostPort, load_config
+from gateway.config import HostPort, is_node_name, load_config
 from gateway.manage import setup
 from gateway.manage.errors import ManageError
 from gateway.manage.setup import CONFIG_NAME, DataDir, SetupRequest
@@ -26,6 +28,9 @@ EXAMPLES
   certgate init --data-dir ./gw --hostname gw.example.com --hostname 203.0.113.7 \\
       --ca-name "Example Corp" --ca-passphrase-file /root/ca-pass --key-type rsa3072
   certgate init --data-dir /var/lib/certgate     # an existing install: add missing keys
+  certgate init --data-dir /srv/certgate --hostname gw.example.com --node gw1 \\
+      --database-url postgresql+asyncpg://certgate:PASSWORD@db.example.com/certgate
+  # a second node: copy the first one's data directory and set `node:` (docs/deploy.md)
 """
 
 
@@ -48,9 +53,16 @@ EXAMPLES
               help="Public TLS listener written to the config.")
 @click.option("--pki-url", default=None,
               help="Base URL of the CRL/OCSP listener (default http://HOSTNAME:8080).")
+@click.option("--database-url", default=None,
+              help="A new, empty PostgreSQL database (postgresql+asyncpg://...) for several "
+                   "nodes; written to the config. Default: SQLite in the data directory. "
+                   "A database that already holds an install is refused.")
+@click.option("--node", default=None,
+              help="This gateway's name in the audit trail, written to the config with "
+                   "--database-url (default: the host name).")
 def init(data_dir: Path, hostnames: tuple[str, ...], ca_name: str, key_type: KeyType,
          ca_passphrase_file: Path | None, no_ca_passphrase: bool, listen: str,
-         pki_url: str | None) -> None:
+         pki_url: str | None, database_url: str | None, node: str | None) -> None:
     """Create a CA, the gateway's certificate and keys, a config and a database.
 
     On an existing install, add the keys it lacks (such as the secrets key that seals
@@ -75,10 +87,25 @@ def init(data_dir: Path, hostnames: tuple[str, ...], ca_name: str, key_type: Key
         base = setup.pki_base_url(pki_url, hostnames[0])
     except ManageError as exc:
         raise click.BadParameter(str(exc), param_hint="--pki-url") from None
+    if database_url is not None:
+        try:
+            setup.check_database_url(database_url)
+        except ManageError as exc:
+            raise click.BadParameter(str(exc), param_hint="--database-url") from None
+    if node is not None and not is_node_name(node):
+        raise click.BadParameter(f"'{node}' is not a node name (1-60 letters, digits, '.', "
+                                 "'_' or '-', starting with a letter or digit)",
+                                 param_hint="--node")
+    if node is not None and database_url is None:
+        raise click.UsageError("--node names one of several nodes sharing a database: "
+                               "give --database-url too")
     if ca_passphrase_file and no_ca_passphrase:
         raise click.UsageError("--ca-passphrase-file and --no-ca-passphrase exclude each other")
     data_dir = resolved
     setup.refuse_existing(data_dir)
+    if database_url is not None:  # before the passphrase prompt: refusing later wastes it
+        url = database_url
+        run(lambda: setup.refuse_installed_database(url))
 
     passphrase: bytes | None = None
     if no_ca_passphrase:
@@ -94,7 +121,7 @@ def init(data_dir: Path, hostnames: tuple[str, ...], ca_name: str, key_type: Key
 
     request = SetupRequest(data_dir=data_dir, hostnames=hostnames, pki_base_url=base,
                            ca_name=ca_name, key_type=key_type, passphrase=passphrase,
-                           listen=listen)
+                           listen=listen, database_url=database_url, node=node)
 
     async def go() -> DataDir:
         return await setup.create_data_dir(request, now=now())

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from gateway.audit.destination import audit_path_problem
+from gateway.config.front import ProxyProtocolConfig
 from gateway.config.values import ConfigPath, Duration, HostPort, Size, parse_size
 from policies.loader import PolicyError, build_policy_set
 from policies.model import PolicySet
@@ -241,6 +242,10 @@ class AppConfig(AppPolicySpec):
 _NODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,59}")
 
 
+def is_node_name(name: str) -> bool:
+    return _NODE_RE.fullmatch(name) is not None
+
+
 def default_node() -> str:
     """This machine's host name, cut to what a node name may hold."""
     name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:60]
@@ -259,6 +264,7 @@ class Config(_Section):
     listen: HostPort = HostPort(host="0.0.0.0", port=8443)  # noqa: S104 - a gateway listens publicly
     admin_listen: HostPort = HostPort(host="127.0.0.1", port=9443)
     pki_listen: HostPort | None = None
+    proxy_protocol: ProxyProtocolConfig | None = None  # listeners behind an L4 balancer
     workers: int = Field(default=1, ge=1, le=64)
     public_hostnames: tuple[str, ...] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -352,6 +358,8 @@ def config_from_document(doc: YamlDocument, path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(tuple(issues_from_validation_error(exc, doc))) from None
     clashes = port_clashes(config)
+    if config.proxy_protocol and "pki" in config.proxy_protocol.listeners and not config.pki_listen:
+        clashes.append((("proxy_protocol", "listeners"), "names pki, but pki_listen is not set"))
     for key in ("path", "checkpoints"):
         path = getattr(config.audit, key)
         if path is not None and (problem := audit_path_problem(path)) is not None:

@@ -51,7 +51,7 @@ def raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-class _RateLimitedLog:
+class RateLimitedLog:
     """At most one WARNING line per ``interval`` seconds, saying how many were suppressed."""
 
     def __init__(self, interval: float = 1.0) -> None:
@@ -81,8 +81,8 @@ class Guard:
     per_source: dict[str, int] = field(default_factory=dict)
     refused: int = 0
     timed_out: int = 0
-    _refusals: _RateLimitedLog = field(default_factory=_RateLimitedLog)
-    _bad: _RateLimitedLog = field(default_factory=_RateLimitedLog)
+    _refusals: RateLimitedLog = field(default_factory=RateLimitedLog)
+    _bad: RateLimitedLog = field(default_factory=RateLimitedLog)
 
     @property
     def budget(self) -> int:
@@ -144,8 +144,11 @@ class GuardedHandler(RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_count = 0
 
+    def _peer_of(self, transport: asyncio.BaseTransport) -> Any:
+        return transport.get_extra_info("peername")
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        peer = transport.get_extra_info("peername")
+        peer = self._peer_of(transport)
         self._source = str(peer[0]) if peer else ""
         self._anonymous = self._guard.admit(transport, self._source, self._capped,
                                             self._loop.time())
@@ -204,14 +207,43 @@ class GuardedHandler(RequestHandler):
         return response
 
 
-class _GuardedServer(web.Server):
+class ProxiedHandler(GuardedHandler):
+    """A connection whose client a PROXY protocol header named (``gateway.http.front``).
+
+    That client stands for the socket's peer everywhere: the anonymous caps,
+    ``request.remote`` (so policies' source rules, the audit trail, X-Forwarded-For)
+    and the logs. A subclass, so connections without a header pay nothing for it.
+    """
+
+    __slots__ = ("_peer",)
+
+    def __init__(self, manager: web.Server, *, peer: tuple[str, int], **kwargs: Any) -> None:
+        self._peer = peer
+        super().__init__(manager, **kwargs)
+
+    @property
+    def peername(self) -> tuple[str, int]:
+        return self._peer
+
+    def _peer_of(self, transport: asyncio.BaseTransport) -> Any:
+        return self._peer
+
+
+class GuardedServer(web.Server):
     def __init__(self, *args: Any, guard: Guard, capped: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._guard, self._capped = guard, capped
 
     def __call__(self) -> RequestHandler:
-        return GuardedHandler(self, loop=self._loop, guard=self._guard, capped=self._capped,
-                              **self._kwargs)
+        return self.handler()
+
+    def handler(self, peer: tuple[str, int] | None = None) -> RequestHandler:
+        """A connection's protocol; ``peer``: the client a PROXY header named."""
+        if peer is None:
+            return GuardedHandler(self, loop=self._loop, guard=self._guard,
+                                  capped=self._capped, **self._kwargs)
+        return ProxiedHandler(self, loop=self._loop, guard=self._guard, capped=self._capped,
+                              peer=peer, **self._kwargs)
 
 
 async def _name_server(request: web.Request, response: web.StreamResponse) -> None:
@@ -236,7 +268,7 @@ class GuardedRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
-        return _GuardedServer(plain.request_handler, request_factory=plain.request_factory,
+        return GuardedServer(plain.request_handler, request_factory=plain.request_factory,
                               loop=asyncio.get_running_loop(), guard=self._guard,
                               capped=self._capped, **plain._kwargs)
 

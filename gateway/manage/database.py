@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, Table, func, insert, select, text
+from sqlalchemy import Integer, Table, func, insert, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.manage.errors import ManageError
@@ -76,11 +77,30 @@ async def _digest(conn: AsyncConnection, table: Table) -> TableCopy:
 
 
 async def _has_data(conn: AsyncConnection) -> list[str]:
+    """The schema's tables that exist at ``conn`` and hold rows."""
+    present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
     names = []
     for table in t.metadata.sorted_tables:
-        if (await conn.execute(select(func.count()).select_from(table))).scalar_one():
+        if table.name in present and (await conn.execute(
+                select(func.count()).select_from(table))).scalar_one():
             names.append(table.name)
     return names
+
+
+async def tables_with_data(url: str) -> list[str]:
+    """The certgate tables at ``url`` that hold rows: empty for a new, empty database.
+
+    Only reads (no migration). Raises ``ManageError`` when the database can't be reached.
+    """
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await _has_data(conn)
+    except (SQLAlchemyError, OSError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise ManageError(f"cannot reach the database {safe_url(url)}: {reason}") from None
+    finally:
+        await engine.dispose()
 
 
 async def _copy(source: AsyncConnection, target: AsyncConnection, table: Table) -> None:

@@ -2,6 +2,9 @@
 
 Everything is built in a staging directory and moved into place only once the
 database and its first CRL are ready, so a failure leaves no half-made CA behind.
+The database is SQLite in the directory, or a PostgreSQL database named by
+``database_url``; one that already holds a certgate install is refused before
+anything is made (a second node joins with a copy of the first one's directory).
 Refuses to touch a directory that already holds a CA or a config; on an existing
 install (one with a config) it only adds the keys of ``KEY_FILES`` that are
 missing, at the paths that config names, and never replaces one.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import shutil
 import tempfile
@@ -23,14 +27,17 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from gateway.audit.keys import create_audit_key
 from gateway.auth.assertion import generate_assertion_key
 from gateway.auth.secretbox import create_key_file
-from gateway.config import Config, load_config
+from gateway.config import Config, default_node, load_config
 from gateway.manage.crl import publish_crl
+from gateway.manage.database import tables_with_data
 from gateway.manage.errors import ManageError
-from gateway.store.db import sqlite_url
+from gateway.store.db import safe_url, sqlite_url
 from gateway.store.store import Store
 from pki.ca import (
     CA_FILES,
@@ -54,7 +61,7 @@ CONFIG_TEMPLATE = """\
 # Relative paths are relative to the directory holding this file.
 # Check it with `certgate policy check`; reload a running gateway with SIGHUP.
 data_dir: .
-# database_url: postgresql+asyncpg://certgate@db.example.com/certgate   # several nodes
+{database_lines}
 listen: "{listen}"
 admin_listen: "127.0.0.1:9443"    # /healthz, /readyz, /metrics (keep it on loopback)
 pki_listen: "{pki_listen}"        # plain HTTP on every address: the CRL and OCSP only
@@ -111,6 +118,8 @@ class SetupRequest:
     key_type: KeyType = "ec-p256"
     passphrase: bytes | None = None
     listen: str = "0.0.0.0:8443"
+    database_url: str | None = None  # None: SQLite in the data directory
+    node: str | None = None  # this gateway's name in the audit trail (None: the host name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,7 @@ class DataDir:
 
     path: Path
     encrypted: bool
+    database_url: str | None = None  # None: SQLite in the data directory
 
     @property
     def ca_dir(self) -> Path:
@@ -133,8 +143,11 @@ class DataDir:
         return self.path / CONFIG_NAME
 
     @property
-    def database(self) -> Path:
-        return self.path / DATABASE_NAME
+    def database(self) -> str:
+        """Where the database is, for people (a password in a URL is masked)."""
+        if self.database_url is None:
+            return str(self.path / DATABASE_NAME)
+        return safe_url(self.database_url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +228,19 @@ def refuse_existing(data_dir: Path) -> None:
         raise ManageError(f"{data_dir / CONFIG_NAME} already exists; refusing to overwrite it")
 
 
+def check_database_url(url: str) -> str:
+    """A PostgreSQL URL for ``init --database-url`` (SQLite needs none: it is the default)."""
+    try:
+        driver = make_url(url).drivername
+    except ArgumentError:
+        driver = None
+    if driver != "postgresql+asyncpg":
+        raise ManageError("expected postgresql+asyncpg://USER[:PASSWORD]@HOST[:PORT]/DATABASE "
+                          "(without --database-url, init makes a SQLite database in the data "
+                          "directory)")
+    return url
+
+
 def check_ca_passphrase(text: str) -> bytes:
     if len(text) < MIN_CA_PASSPHRASE:
         raise ManageError(f"the CA passphrase must have at least {MIN_CA_PASSPHRASE} characters")
@@ -228,6 +254,9 @@ async def create_data_dir(request: SetupRequest, *, now: datetime) -> DataDir:
     while), the database work on the caller's loop.
     """
     data_dir = request.data_dir.expanduser().resolve()
+    url = request.database_url or sqlite_url(data_dir / DATABASE_NAME)
+    if request.database_url is not None:
+        await refuse_installed_database(request.database_url)
     stage = await asyncio.to_thread(_stage, data_dir, request, now)
     try:
         # The database lives at the final path; create it and the first CRL before
@@ -235,15 +264,28 @@ async def create_data_dir(request: SetupRequest, *, now: datetime) -> DataDir:
         config = load_config(stage / CONFIG_NAME)
         await asyncio.to_thread(add_missing_keys, config)  # in the stage, as the config says
         ca = load_ca(stage / "ca", request.passphrase)
-        store = await Store.open(sqlite_url(data_dir / DATABASE_NAME))
+        store = await Store.open(url)
         try:
             await publish_crl(store, ca, validity=config.pki.crl_validity, now=now)
         finally:
             await store.close()
-        await asyncio.to_thread(_move_into_place, stage, data_dir)
+        await asyncio.to_thread(_move_into_place, stage, data_dir,
+                                request.database_url is None)
     finally:
         await asyncio.to_thread(shutil.rmtree, stage, ignore_errors=True)
-    return DataDir(data_dir, encrypted=request.passphrase is not None)
+    return DataDir(data_dir, encrypted=request.passphrase is not None,
+                   database_url=request.database_url)
+
+
+async def refuse_installed_database(url: str) -> None:
+    """Refuse a database that already holds data: it belongs to another CA's install."""
+    filled = await tables_with_data(url)
+    if filled:
+        raise ManageError(
+            f"{safe_url(url)} already holds a certgate install (data in {', '.join(filled)}); "
+            "init makes a new CA, which that install would not trust, so nothing was made. "
+            "To add a node to it, copy the first node's data directory to this machine and "
+            "give it its own `node:` name (docs/deploy.md, \"Adding a node\")")
 
 
 def _stage(data_dir: Path, request: SetupRequest, now: datetime) -> Path:
@@ -263,10 +305,11 @@ def _stage(data_dir: Path, request: SetupRequest, now: datetime) -> Path:
     return stage
 
 
-def _move_into_place(stage: Path, data_dir: Path) -> None:
+def _move_into_place(stage: Path, data_dir: Path, sqlite: bool) -> None:
     # The database holds password hashes; SQLite gives its -wal/-shm files the
     # same mode as the database file.
-    (data_dir / DATABASE_NAME).chmod(0o600)
+    if sqlite:
+        (data_dir / DATABASE_NAME).chmod(0o600)
     for item in sorted(stage.iterdir()):
         os.replace(item, data_dir / item.name)
     (data_dir / "audit").mkdir(mode=0o700, exist_ok=True)
@@ -298,6 +341,20 @@ def _build(stage: Path, request: SetupRequest, *, now: datetime, pki_listen: str
     (stage / "keys").chmod(0o700)
 
     config_text = CONFIG_TEMPLATE.format(
-        listen=request.listen, pki_listen=pki_listen, hostnames=", ".join(hostnames),
-        crl_url=crl_url, ocsp_url=ocsp_url)
+        database_lines=_database_lines(request), listen=request.listen,
+        pki_listen=pki_listen, hostnames=", ".join(hostnames), crl_url=crl_url,
+        ocsp_url=ocsp_url)
     write_secret_file(stage / CONFIG_NAME, config_text.encode("utf-8"))
+
+
+def _database_lines(request: SetupRequest) -> str:
+    """The config's ``database_url`` and ``node`` lines (commented out for SQLite)."""
+    if request.database_url is None:
+        return ("# database_url: postgresql+asyncpg://certgate@db.example.com/certgate"
+                "   # several nodes\n"
+                "# node: gw1                      # each node its own name (default: host name)")
+    # JSON strings are YAML double-quoted scalars: a password's '#' or ':' stays intact.
+    node = request.node or default_node()
+    return (f"database_url: {json.dumps(request.database_url)}\n"
+            f"node: {json.dumps(node)}                     # each node sharing the database "
+            "needs its own name")

@@ -43,6 +43,10 @@ class Metrics:
         self.task_last_success = Gauge("certgate_background_task_last_success_timestamp_seconds",
                                        "Unix time of the task's last successful round",
                                        ["task"], registry=self.registry)
+        self.proxy_refused = Counter("certgate_proxy_protocol_refused_total",
+                                     "Connections closed on a PROXY protocol listener "
+                                     "before TLS, by reason", ["reason"],
+                                     registry=self.registry)
         self.reloads = Counter("certgate_config_reloads_total", "Config reloads by result",
                                ["result"], registry=self.registry)
         # Labelled children by (app, decision, status): ``labels()`` builds and locks
