@@ -47,7 +47,7 @@ from gateway.http.routing import Router
 from gateway.http.tls import ServerTls, build_server_context
 from gateway.http.upstream import RetiredPools, UpstreamPool
 from gateway.http.wsauth import recheck
-from gateway.identity.follower import EventFollower
+from gateway.identity.follower import AppliedChange, EventFollower
 from gateway.identity.index import CertificateIndex
 from gateway.lifecycle import background
 from gateway.ops.exposure import exposure
@@ -85,7 +85,7 @@ def build_state(config: Config) -> State:
 # Read once at start (listeners, store, audit writer, logging, the CRL re-signer and
 # OCSP responder, the secrets key): a reload cannot change them.
 RESTART_KEYS = ("listen", "admin_listen", "pki_listen", "workers", "limits", "database_url",
-                "data_dir", "node", "audit.path", "audit.key", "audit.checkpoints",
+                "database_listen", "data_dir", "node", "audit.path", "audit.key", "audit.checkpoints",
                 "audit.memory_limit", "log_level", "log_format", "auth.secrets_key",
                 "pki.ca_dir", "pki.ca_passphrase_file", "pki.crl_validity",
                 "pki.ocsp_signer_cert", "pki.ocsp_signer_key")
@@ -235,9 +235,10 @@ class Runtime:
                                              sessions=runtime.sessions,
                                              interval=poll_interval,
                                              on_change=runtime._on_change,
+                                             on_applied=runtime._record_applied,
                                              gaps=snapshot.gaps)
             runtime.tasks.append(runtime.follower.health)
-            if is_postgresql(config.database_url):
+            if is_postgresql(config.database_url) and config.database_listen:
                 listener = ChangeListener(config.database_url, runtime.follower.wake.set)
                 runtime.follower.listening = listener.listening
                 runtime.tasks.append(listener.health)
@@ -273,6 +274,16 @@ class Runtime:
             latest = await self.store.latest_crl()
             self.crl_der = latest[3] if latest else self.crl_der
         self.metrics.certificates.set(len(self.index))
+
+    def _record_applied(self, change: AppliedChange) -> None:
+        """``change.applied``: from when on this node enforced an event that took access away."""
+        self.audit.emit(AuditRecord.event(
+            "change.applied", change.applied_at, reference=f"event-{change.event_id}",
+            reason=change.change, user=change.user,
+            detail={"node": self.audit.node, "event": change.event_id, "kind": change.kind,
+                    "key": change.key, "created_at": change.created_at.isoformat(),
+                    "applied_at": change.applied_at.isoformat(), "lag_ms": change.lag_ms}
+        )._replace(serial=change.key if change.kind == "cert" else None))
 
     async def recheck_websockets(self, why: str) -> int:
         """Close the open WebSockets that would not be admitted now (1008)."""

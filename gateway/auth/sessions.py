@@ -95,21 +95,22 @@ class SessionIndex:
             del self._ended[next(iter(self._ended))]
         return session
 
-    def apply(self, id_hash: str, session: SessionRecord | None) -> None:
-        """A change from the feed: the session as stored now, or None when it ended.
+    def apply(self, id_hash: str, session: SessionRecord | None) -> SessionRecord | None:
+        """A change from the feed: the session as stored now, or None when it ended
+        (then the session this node held, if any, is returned).
 
         The stored ``last_seen`` is the one of its start: a copy from the feed that
         arrives after this node saw the session in use must not make it look idle.
         """
         if session is None:
-            self.drop(id_hash)
-            return
+            return self.drop(id_hash)
         if id_hash in self._ended:  # read before it ended, arriving after: stays ended
-            return
+            return None
         old = self._by_hash.get(id_hash)
         if old is not None and old.last_seen > session.last_seen:
             session = replace(session, last_seen=old.last_seen)
         self.put(session)
+        return None
 
     def _forget(self, session: SessionRecord) -> None:
         hashes = self._by_fingerprint.get(session.fingerprint)
