@@ -85,9 +85,9 @@ def build_state(config: Config) -> State:
 # Read once at start (listeners, store, audit writer, logging, the CRL re-signer and
 # OCSP responder, the secrets key): a reload cannot change them.
 RESTART_KEYS = ("listen", "admin_listen", "pki_listen", "workers", "limits", "database_url",
-                "database_listen", "data_dir", "node", "audit.path", "audit.key", "audit.checkpoints",
-                "audit.memory_limit", "log_level", "log_format", "auth.secrets_key",
-                "pki.ca_dir", "pki.ca_passphrase_file", "pki.crl_validity",
+                "database_listen", "data_dir", "node", "audit.path", "audit.key",
+                "audit.checkpoints", "audit.memory_limit", "log_level", "log_format",
+                "auth.secrets_key", "pki.ca_dir", "pki.ca_passphrase_file", "pki.crl_validity",
                 "pki.ocsp_signer_cert", "pki.ocsp_signer_key")
 
 
