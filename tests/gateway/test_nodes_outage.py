@@ -25,6 +25,7 @@ import glob
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,7 +215,11 @@ class PrivateCluster:
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def _run(self, *args: str) -> None:
-        subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=120)
+        done = subprocess.run([*self.as_user, *args], capture_output=True, timeout=120,
+                              check=False)
+        if done.returncode != 0:
+            raise subprocess.CalledProcessError(done.returncode, args[0],
+                                                done.stdout, done.stderr)
 
     def init(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -242,9 +247,11 @@ async def test_postgresql_server_restart(tmp_path: Path) -> None:
     bindir = _pg_bin()
     if bindir is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
         pytest.skip("no PostgreSQL server binaries (initdb) here")
-    server = PrivateCluster(bindir, tmp_path / "pg")
-    await asyncio.to_thread(server.init)
+    # Not under pytest's root-only temporary directory: the server runs as postgres.
+    pg_root = Path(tempfile.mkdtemp(prefix="certgate-pg-"))
+    server = PrivateCluster(bindir, pg_root)
     try:
+        await asyncio.to_thread(server.init)
         url, _ = await _create_pg_database(server.url)
         async with cluster_on(url, tmp_path / "gw") as cluster, two_nodes(cluster) as nodes, \
                 Scene(cluster, nodes) as scene:
@@ -261,6 +268,7 @@ async def test_postgresql_server_restart(tmp_path: Path) -> None:
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
             await asyncio.to_thread(server.stop)
+        shutil.rmtree(pg_root, ignore_errors=True)
 
 
 # --- SQLite taken away --------------------------------------------------------------
