@@ -36,6 +36,7 @@ from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.keys import load_audit_key
 from gateway.audit.sinks import DatabaseSink
 from gateway.audit.writer import AuditRecord, AuditWriter
+from gateway.auth.activity import SessionActivity, share_interval
 from gateway.auth.assertion import AssertionSigner
 from gateway.auth.secretbox import SecretBox, load_secret_box
 from gateway.auth.sessions import SessionIndex, SessionLimits
@@ -248,6 +249,11 @@ class Runtime:
             audit.emit(lifecycle_record("gateway.start", config, audit.node, utc_now()))
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
             await stack.enter_async_context(background(runtime.follower.run(), "follower"))
+            activity = SessionActivity(store, runtime.sessions, now=runtime.clock(),
+                                       interval=share_interval(config.auth.session_idle))
+            runtime.tasks.append(activity.health)
+            await stack.enter_async_context(background(
+                activity.run(lambda: runtime.clock()), "session-activity"))
             await stack.enter_async_context(background(
                 runtime._keep_websockets_authorised(), "websocket-reauth"))
             runtime.metrics.certificates.set(len(index))
