@@ -36,6 +36,7 @@ from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.keys import load_audit_key
 from gateway.audit.sinks import DatabaseSink
 from gateway.audit.writer import AuditRecord, AuditWriter
+from gateway.auth.activity import SessionActivity, share_interval
 from gateway.auth.assertion import AssertionSigner
 from gateway.auth.secretbox import SecretBox, load_secret_box
 from gateway.auth.sessions import SessionIndex, SessionLimits
@@ -47,7 +48,7 @@ from gateway.http.routing import Router
 from gateway.http.tls import ServerTls, build_server_context
 from gateway.http.upstream import RetiredPools, UpstreamPool
 from gateway.http.wsauth import recheck
-from gateway.identity.follower import EventFollower
+from gateway.identity.follower import AppliedChange, EventFollower
 from gateway.identity.index import CertificateIndex
 from gateway.lifecycle import background
 from gateway.ops.exposure import exposure
@@ -86,9 +87,9 @@ def build_state(config: Config) -> State:
 # Read once at start (listeners, store, audit writer, logging, the CRL re-signer and
 # OCSP responder, the secrets key): a reload cannot change them.
 RESTART_KEYS = ("listen", "admin_listen", "pki_listen", "proxy_protocol", "workers", "limits",
-                "database_url", "data_dir", "node", "audit.path", "audit.key", "audit.checkpoints",
-                "audit.memory_limit", "log_level", "log_format", "auth.secrets_key",
-                "pki.ca_dir", "pki.ca_passphrase_file", "pki.crl_validity",
+                "database_url", "database_listen", "data_dir", "node", "audit.path", "audit.key",
+                "audit.checkpoints", "audit.memory_limit", "log_level", "log_format",
+                "auth.secrets_key", "pki.ca_dir", "pki.ca_passphrase_file", "pki.crl_validity",
                 "pki.ocsp_signer_cert", "pki.ocsp_signer_key")
 
 
@@ -238,9 +239,10 @@ class Runtime:
                                              sessions=runtime.sessions,
                                              interval=poll_interval,
                                              on_change=runtime._on_change,
+                                             on_applied=runtime._record_applied,
                                              gaps=snapshot.gaps)
             runtime.tasks.append(runtime.follower.health)
-            if is_postgresql(config.database_url):
+            if is_postgresql(config.database_url) and config.database_listen:
                 listener = ChangeListener(config.database_url, runtime.follower.wake.set)
                 runtime.follower.listening = listener.listening
                 runtime.tasks.append(listener.health)
@@ -250,6 +252,11 @@ class Runtime:
             audit.emit(lifecycle_record("gateway.start", config, audit.node, utc_now()))
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
             await stack.enter_async_context(background(runtime.follower.run(), "follower"))
+            activity = SessionActivity(store, runtime.sessions, now=runtime.clock(),
+                                       interval=share_interval(config.auth.session_idle))
+            runtime.tasks.append(activity.health)
+            await stack.enter_async_context(background(
+                activity.run(lambda: runtime.clock()), "session-activity"))
             await stack.enter_async_context(background(
                 runtime._keep_websockets_authorised(), "websocket-reauth"))
             runtime.metrics.certificates.set(len(index))
@@ -276,6 +283,16 @@ class Runtime:
             latest = await self.store.latest_crl()
             self.crl_der = latest[3] if latest else self.crl_der
         self.metrics.certificates.set(len(self.index))
+
+    def _record_applied(self, change: AppliedChange) -> None:
+        """``change.applied``: from when on this node enforced an event that took access away."""
+        self.audit.emit(AuditRecord.event(
+            "change.applied", change.applied_at, reference=f"event-{change.event_id}",
+            reason=change.change, user=change.user,
+            detail={"node": self.audit.node, "event": change.event_id, "kind": change.kind,
+                    "key": change.key, "created_at": change.created_at.isoformat(),
+                    "applied_at": change.applied_at.isoformat(), "lag_ms": change.lag_ms}
+        )._replace(serial=change.key if change.kind == "cert" else None))
 
     async def recheck_websockets(self, why: str) -> int:
         """Close the open WebSockets that would not be admitted now (1008)."""

@@ -73,6 +73,8 @@ class SessionIndex:
         # Sessions that ended here, newest last: an id never comes back, so a copy
         # from the feed read before the end (and applied after it) is ignored.
         self._ended: dict[str, None] = {}
+        # Sessions used here since ``take_touched`` last ran: hash -> last use.
+        self._touched: dict[str, datetime] = {}
         for session in sessions:
             self.put(session)
 
@@ -95,21 +97,23 @@ class SessionIndex:
             del self._ended[next(iter(self._ended))]
         return session
 
-    def apply(self, id_hash: str, session: SessionRecord | None) -> None:
-        """A change from the feed: the session as stored now, or None when it ended.
+    def apply(self, id_hash: str, session: SessionRecord | None) -> SessionRecord | None:
+        """A change from the feed: the session as stored now, or None when it ended
+        (then the session this node held, if any, is returned).
 
-        The stored ``last_seen`` is the one of its start: a copy from the feed that
-        arrives after this node saw the session in use must not make it look idle.
+        The stored ``last_seen`` lags behind use (``gateway.auth.activity`` writes it in
+        batches): a copy from the feed that arrives after this node saw the session in
+        use must not make it look idle.
         """
         if session is None:
-            self.drop(id_hash)
-            return
+            return self.drop(id_hash)
         if id_hash in self._ended:  # read before it ended, arriving after: stays ended
-            return
+            return None
         old = self._by_hash.get(id_hash)
         if old is not None and old.last_seen > session.last_seen:
             session = replace(session, last_seen=old.last_seen)
         self.put(session)
+        return None
 
     def _forget(self, session: SessionRecord) -> None:
         hashes = self._by_fingerprint.get(session.fingerprint)
@@ -145,4 +149,27 @@ class SessionIndex:
         if now - session.last_seen >= _TOUCH:
             session = replace(session, last_seen=now)
             self._by_hash[session.id_hash] = session
+            self._touched[session.id_hash] = now
         return session
+
+    def take_touched(self) -> dict[str, datetime]:
+        """The sessions used on this node since the last call, and when; cleared."""
+        touched, self._touched = self._touched, {}
+        return touched
+
+    def give_back(self, touched: dict[str, datetime]) -> None:
+        """Touches that could not be written: kept for the next try."""
+        for id_hash, at in touched.items():
+            if self._touched.get(id_hash, at) <= at:
+                self._touched[id_hash] = at
+
+    def seen_elsewhere(self, seen: Iterable[tuple[str, datetime]]) -> int:
+        """Use of sessions on other nodes: a later ``last_seen`` keeps them from idling
+        out here. Never brings back a session that ended here; returns how many moved."""
+        moved = 0
+        for id_hash, at in seen:
+            session = self._by_hash.get(id_hash)
+            if session is not None and at > session.last_seen:
+                self._by_hash[id_hash] = replace(session, last_seen=at)
+                moved += 1
+        return moved

@@ -261,6 +261,10 @@ class Config(_Section):
     # two gateways sharing a database need two names. Default: the host name.
     node: str = Field(default_factory=default_node)
     database_url: str
+    # PostgreSQL: hear of changes at once through LISTEN/NOTIFY (one extra connection
+    # per node). false: poll the event feed every 0.25 s instead, for a pooler that
+    # cannot LISTEN (PgBouncer in transaction mode) or to measure the poll.
+    database_listen: bool = True
     listen: HostPort = HostPort(host="0.0.0.0", port=8443)  # noqa: S104 - a gateway listens publicly
     admin_listen: HostPort = HostPort(host="127.0.0.1", port=9443)
     pki_listen: HostPort | None = None

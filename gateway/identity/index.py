@@ -131,6 +131,15 @@ class CertificateIndex:
         return OcspStatus("revoked", cert.revoked_at,
                           reason_from_name(cert.reason) if cert.reason else None)
 
+    def user_enabled(self, name: str) -> bool:
+        user = self._users.get(name)
+        return user is not None and user.enabled
+
+    def certificate_status(self, serial: int) -> CertStatus | None:
+        """The stored status of a serial as this node knows it; None if unknown."""
+        fp = self._by_serial.get(serial)
+        return None if fp is None else self._certs[fp].status
+
     def apply_user(self, name: str, user: UserRecord | None) -> set[str]:
         """Replace (or remove) one user; returns the fingerprints this affects."""
         if user is None:

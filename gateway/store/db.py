@@ -110,12 +110,39 @@ async def migrate_async(url: str) -> None:
     await asyncio.to_thread(migrate, url)
 
 
+# SQLSTATEs that mean "no database to talk to right now" rather than "this statement
+# failed": connection exceptions (class 08), a server shutting down, starting up or
+# restarting (57P01-57P03), no connection slot left (53300). asyncpg raises them as
+# its own errors, which SQLAlchemy wraps as a bare DBAPIError.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def _sqlstate_says_unavailable(exc: BaseException) -> bool:
+    """True if an error in ``exc``'s chain carries one of ``_UNAVAILABLE_STATES``, or is
+    PostgreSQL's 'database … is not currently accepting connections' (55000, from
+    ``ALTER DATABASE … ALLOW_CONNECTIONS false``)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        state = str(getattr(err, "sqlstate", None) or "")
+        if state and (state.startswith(_UNAVAILABLE_STATES)
+                      or (state == "55000" and "accepting connections" in str(err))):
+            return True
+        todo += [getattr(err, "orig", None), err.__cause__, err.__context__]
+    return False
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
     if isinstance(exc, OperationalError | InterfaceError | OSError | ConnectionError):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    return isinstance(exc, DBAPIError) and (bool(exc.connection_invalidated)
+                                            or _sqlstate_says_unavailable(exc))
 
 
 def serial_hex(serial: int) -> str:

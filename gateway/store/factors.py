@@ -5,6 +5,8 @@ nodes: a TOTP step is accepted only if it is newer than the last one stored
 (``accept_totp_step``), a recovery code only if it is still unused. Every change
 to a session writes a ``session`` event in the same transaction, so every node's
 in-memory session index follows; a TOTP reset ends the user's sessions with it.
+Only a session's ``last_seen`` moves without an event: nodes write it in batches
+and read each other's (``gateway.auth.activity``).
 
 Must not see a TOTP secret in the clear (it arrives sealed) nor a session cookie
 (only its hash).
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -190,6 +192,26 @@ class FactorStore(StoreBase):
             row = (await conn.execute(session_query()
                                       .where(t.sessions.c.id_hash == id_hash))).first()
             return None if row is None else session_from_row(row)
+
+    async def touch_sessions(self, seen: dict[str, datetime]) -> None:
+        """Move each session's ``last_seen`` forward to when a node last saw it used (never
+        back), in one statement per batch and without an event: nodes share use of
+        sessions by reading ``sessions_seen_since``, so the feed is not flooded."""
+        if not seen:
+            return
+        c = t.sessions.c
+        statement = (update(t.sessions)
+                     .where(c.id_hash == bindparam("h"), c.last_seen < bindparam("t"))
+                     .values(last_seen=bindparam("t")))
+        async with self._tx() as conn:
+            await conn.execute(statement, [{"h": h, "t": at} for h, at in seen.items()])
+
+    async def sessions_seen_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(id hash, last_seen) of the sessions used after ``since``, on any node."""
+        c = t.sessions.c
+        async with self._tx() as conn:
+            rows = await conn.execute(select(c.id_hash, c.last_seen).where(c.last_seen > since))
+            return [(r.id_hash, r.last_seen) for r in rows]
 
     async def list_sessions(self, user: str | None = None) -> list[SessionRecord]:
         async with self._tx() as conn:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import socket
 import warnings
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from gateway.runtime import Runtime
 from gateway.server import run_server
 from gateway.store.store import Store
 from pki.keys import PkiError
+from tests.conftest import PG_ENV, _create_pg_database, _drop_pg_database
 from tests.gateway.conftest import HOST, app_configs, cli
 
 UNCLOSED = "Unclosed"  # aiohttp's "Unclosed client session" / "Unclosed connector"
@@ -151,7 +153,7 @@ async def test_stop_closes_in_reverse_order(config_path: Path,
                                             stores: dict[str, list[Store]]) -> None:
     runtime = await Runtime.start(load_config(config_path))
     tasks = {t.get_name(): t for t in other_tasks()}
-    assert set(tasks) == {"audit", "follower", "websocket-reauth"}
+    assert set(tasks) == {"audit", "follower", "session-activity", "websocket-reauth"}
     await runtime.stop()
     assert all(t.done() for t in tasks.values())
     assert stores["closed"] == stores["opened"] == [runtime.store]
@@ -196,3 +198,25 @@ async def test_start_failing_half_way_closes_what_was_opened(
     assert other_tasks() == set()
     assert unclosed_reports(caplog) == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("listen", [True, False])
+async def test_database_listen_false_follows_postgresql_by_polling(
+        config_path: Path, listen: bool) -> None:
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    url, name = await _create_pg_database(base)
+    try:
+        runtime = await Runtime.start(with_changes(config_path, database_url=url,
+                                                   database_listen=listen))
+        try:
+            names = {task.name for task in runtime.tasks}
+            assert ("change listener" in names) is listen
+            assert "change follower" in names
+            tasks = {t.get_name() for t in other_tasks()}
+            assert ("listener" in tasks) is listen
+        finally:
+            await runtime.stop()
+    finally:
+        await _drop_pg_database(base, name)

@@ -119,3 +119,27 @@ def test_a_copy_from_the_feed_read_before_the_end_does_not_bring_it_back() -> No
     assert index.lookup(cookie, "fp-a", NOW) is None
     assert index.elsewhere("fp-a", "other.test", NOW) == []
     assert len(index) == 0
+
+
+def test_use_is_collected_for_sharing_and_use_elsewhere_is_taken_in() -> None:
+    index = SessionIndex(LIMITS)
+    value, session = _session()
+    index.put(session)
+    assert index.take_touched() == {}
+    later = NOW + timedelta(minutes=5)
+    index.lookup(value, "fp-a", later)
+    index.lookup(value, "fp-a", later + timedelta(milliseconds=10))  # same second: no touch
+    assert index.take_touched() == {session.id_hash: later}
+    assert index.take_touched() == {}
+    index.give_back({session.id_hash: later})  # a failed write: kept for the next
+    assert index.take_touched() == {session.id_hash: later}
+
+    # Used on another node until minute 40: alive here at minute 60, though idle 30 min
+    # counted from this node's own last use (minute 5).
+    elsewhere = NOW + timedelta(minutes=40)
+    assert index.seen_elsewhere([(session.id_hash, elsewhere), ("unknown", elsewhere)]) == 1
+    assert index.seen_elsewhere([(session.id_hash, later)]) == 0  # never back
+    assert index.lookup(value, "fp-a", NOW + timedelta(minutes=60)) is not None
+    index.drop(session.id_hash)
+    assert index.seen_elsewhere([(session.id_hash, NOW + timedelta(hours=1))]) == 0
+    assert index.lookup(value, "fp-a", NOW + timedelta(minutes=61)) is None

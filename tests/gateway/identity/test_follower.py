@@ -16,13 +16,14 @@ import pytest
 from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.identity.follower import EventFollower
+from gateway.auth.sessions import SessionIndex, SessionLimits
+from gateway.identity.follower import AppliedChange, EventFollower
 from gateway.identity.index import CertificateIndex, Identity
 from gateway.store import tables as t
 from gateway.store.db import sqlite_url
 from gateway.store.errors import DatabaseUnavailableError
 from gateway.store.notify import ChangeListener
-from gateway.store.records import CertRecord, CertStatus
+from gateway.store.records import CertRecord, CertStatus, SessionRecord
 from gateway.store.store import Store
 from policies.model import Reason
 from tests.conftest import PG_ENV, _create_pg_database, _drop_pg_database
@@ -122,6 +123,39 @@ async def test_poll_once_applies_each_kind_of_event(feed: Feed) -> None:
     await feed.follower.poll_once()
     assert status(feed, BOB_FP) is Reason.CERTIFICATE_REVOKED
     assert feed.follower.last_event_id == (await feed.store.identity_snapshot()).last_event_id
+
+
+async def test_only_changes_that_take_access_away_are_reported_as_applied(feed: Feed) -> None:
+    applied: list[AppliedChange] = []
+    sessions = SessionIndex(SessionLimits())
+    follower = EventFollower(feed.store, feed.index, after_id=feed.follower.last_event_id,
+                             sessions=sessions, on_applied=applied.append)
+    session = SessionRecord("5e" * 32, "alice", ALICE_FP, NOW, NOW, NOW, ("cert", "totp"))
+    await feed.store.create_session(session)
+    await feed.store.add_certificate(cert(0xB0, "bob", BOB_FP))
+    await follower.poll_once()
+    assert applied == [] and len(sessions) == 1  # a new session and a new certificate
+
+    before = datetime.now(UTC)
+    await feed.store.suspend_certificate(0xA1, at=NOW)  # ends alice's session with it
+    await follower.poll_once()
+    after = datetime.now(UTC)
+    assert [(a.kind, a.key, a.change, a.user) for a in applied] == [
+        ("cert", "A1", "suspended", "alice"), ("session", "5e" * 8, "ended", "alice")]
+    for change in applied:
+        assert change.created_at <= change.applied_at
+        assert before <= change.applied_at <= after and change.lag_ms >= 0
+
+    applied.clear()
+    await feed.store.resume_certificate(0xA1)
+    await feed.store.set_user_groups("bob", ["staff"])
+    await follower.poll_once()
+    assert applied == []  # access granted, not taken away
+    await feed.store.set_user_enabled("bob", False)
+    await feed.store.revoke_certificate(0xB0, reason="keyCompromise", at=NOW)
+    await follower.poll_once()
+    assert [(a.kind, a.key, a.change) for a in applied] == [
+        ("user", "bob", "disabled"), ("cert", "B0", "revoked")]
 
 
 async def test_running_follower_applies_a_revocation(feed: Feed) -> None:

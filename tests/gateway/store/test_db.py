@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from gateway.store.db import (
+    _is_connection_error,
     make_engine,
     migrate_async,
     serial_from_text,
@@ -74,3 +75,29 @@ def test_serial_from_text_accepts_common_forms(text_: str, value: int) -> None:
 def test_serial_from_text_refuses(text_: str) -> None:
     with pytest.raises(ValueError, match="not a certificate serial"):
         serial_from_text(text_)
+
+
+class _DriverError(Exception):
+    """What asyncpg raises: an error carrying its SQLSTATE."""
+
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(("message", "sqlstate", "unavailable"), [
+    ('database "gw" is not currently accepting connections', "55000", True),  # ALLOW_CONNECTIONS
+    ("the database system is starting up", "57P03", True),
+    ("terminating connection due to administrator command", "57P01", True),
+    ("connection failure", "08006", True),
+    ("sorry, too many clients already", "53300", True),
+    ("currval of sequence is not yet defined in this session", "55000", False),
+    ('relation "users" does not exist', "42P01", False),
+    ("duplicate key value violates unique constraint", "23505", False),
+])
+def test_driver_errors_that_mean_the_database_is_away(message: str, sqlstate: str,
+                                                      unavailable: bool) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    wrapped = DBAPIError("SELECT 1", {}, _DriverError(message, sqlstate))
+    assert _is_connection_error(wrapped) is unavailable

@@ -111,3 +111,19 @@ async def test_revoking_suspending_or_disabling_ends_sessions(store: Store) -> N
     assert len(await store.list_sessions()) == 2
     await store.set_user_enabled("alice", False)
     assert await store.list_sessions() == []
+
+
+async def test_session_use_moves_last_seen_forward_without_an_event(store: Store) -> None:
+    await store.add_user("alice")
+    for c in "ab":
+        await store.create_session(SessionRecord(c * 64, "alice", "fa", NOW, NOW, NOW, ("mtls",)))
+    before = (await store.identity_snapshot()).last_event_id
+    later = NOW + timedelta(minutes=20)
+    await store.touch_sessions({"a" * 64: later, "b" * 64: NOW - timedelta(minutes=1),
+                                "gone" * 16: later})  # never back; an ended one: nothing
+    await store.touch_sessions({})
+    assert sorted((s.id_hash[0], s.last_seen) for s in await store.list_sessions()) == [
+        ("a", later), ("b", NOW)]
+    assert await store.events_after(before) == []  # the feed is not flooded
+    assert await store.sessions_seen_since(NOW + timedelta(minutes=5)) == [("a" * 64, later)]
+    assert await store.sessions_seen_since(later) == []
