@@ -11,7 +11,6 @@ This module must not start anything, open sockets or touch the database.
 from __future__ import annotations
 
 import re
-import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +28,7 @@ from pydantic import (
 
 from gateway.audit.destination import audit_path_problem
 from gateway.config.front import ProxyProtocolConfig
+from gateway.config.node import NODE_RE, default_node, is_node_name
 from gateway.config.values import ConfigPath, Duration, HostPort, Size, parse_size
 from policies.loader import PolicyError, build_policy_set
 from policies.model import PolicySet
@@ -42,7 +42,8 @@ from policies.yamlsource import (
     load_yaml_document,
 )
 
-__all__ = ["Config", "ConfigError", "HostPort", "load_config", "parse_size"]
+__all__ = ["Config", "ConfigError", "HostPort", "default_node", "is_node_name", "load_config",
+           "parse_size"]
 
 CONFIG_ENV = "CERTGATE_CONFIG"
 DEFAULT_CONFIG_NAME = "certgate.yaml"
@@ -239,19 +240,6 @@ class AppConfig(AppPolicySpec):
         return self
 
 
-_NODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,59}")
-
-
-def is_node_name(name: str) -> bool:
-    return _NODE_RE.fullmatch(name) is not None
-
-
-def default_node() -> str:
-    """This machine's host name, cut to what a node name may hold."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:60]
-    return name if _NODE_RE.fullmatch(name) else "certgate"
-
-
 class Config(_Section):
     """The whole validated configuration. Build it with ``load_config``."""
 
@@ -297,7 +285,7 @@ class Config(_Section):
     @field_validator("node")
     @classmethod
     def _node(cls, value: str) -> str:
-        if not _NODE_RE.fullmatch(value):
+        if not NODE_RE.fullmatch(value):
             raise ValueError(f"'{value}' is not a node name (1-60 letters, digits, '.', '_' "
                              "or '-', starting with a letter or digit)")
         return value
