@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 
 from gateway.audit.chain import FIELDS, format_at, parse_at
 from gateway.audit.query import AuditQuery
@@ -44,6 +44,20 @@ def _row_out(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     out = dict(zip(fields, row, strict=True))
     out["at"] = format_at(out["at"])
     return out
+
+
+def search_statement(query: AuditQuery) -> Select[Any]:
+    """The one query of ``audit search``: equality filters and an ``at`` range, ordered
+    by ``at`` (then node and seq), so an index (filter, at) serves it in order."""
+    r = t.audit_records.c
+    where = [getattr(r, name) == value for name, value in query.filters().items()]
+    if query.since is not None:
+        where.append(r.at >= query.since)
+    if query.until is not None:
+        where.append(r.at < query.until)
+    order = [r.at, r.node, r.seq] if query.oldest_first else [r.at.desc(), r.node, r.seq.desc()]
+    return select(*[getattr(r, name) for name in FIELDS]).where(*where) \
+        .order_by(*order).limit(query.limit)
 
 
 class AuditStore(StoreBase):
@@ -113,18 +127,8 @@ class AuditStore(StoreBase):
     async def search_audit(self, query: AuditQuery) -> list[dict[str, Any]]:
         """The records matching ``query``, newest first (``oldest_first``: oldest),
         at most ``query.limit`` of them."""
-        r = t.audit_records.c
-        where = [getattr(r, name) == value for name, value in query.filters().items()]
-        if query.since is not None:
-            where.append(r.at >= query.since)
-        if query.until is not None:
-            where.append(r.at < query.until)
-        order = [r.at, r.node, r.seq] if query.oldest_first else \
-            [r.at.desc(), r.node, r.seq.desc()]
-        statement = select(*[getattr(r, name) for name in FIELDS]).where(*where) \
-            .order_by(*order).limit(query.limit)
         async with self._tx() as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(search_statement(query))).all()
         return [_row_out(row, FIELDS) for row in rows]
 
     async def audit_rows(self, node: str, *, from_seq: int = 0, to_seq: int | None = None
