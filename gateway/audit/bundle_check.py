@@ -17,6 +17,7 @@ Pure: lines in, a ``BundleResult`` out; no I/O, no clock.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from gateway.audit.checkpoint import Checkpoint, checkpoint_from_json
 from gateway.audit.verify import Break, NodeResult, NodeVerifier
 
 _FIELD_SET = frozenset(FIELDS)
+_HASH = re.compile(r"[0-9a-f]{64}")
 _END_KEYS = frozenset({"kind", "records", "checkpoints", "sha256"})
 
 
@@ -92,7 +94,7 @@ class BundleChecker:
             return
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly deep
             data = None
         kind = data.get("kind") if isinstance(data, dict) else None
         if kind == "end" and isinstance(data, dict):
@@ -149,7 +151,8 @@ class BundleChecker:
         if verifier is None:
             verifier = self._new_verifier(node, seq, where)
         if set(row) - {"kind"} != _FIELD_SET or not all(
-                isinstance(row[name], str) for name in ("prev_hash", "hash")):
+                isinstance(row[name], str) and _HASH.fullmatch(row[name])
+                for name in ("prev_hash", "hash")):
             if not verifier.result.breaks:
                 verifier.result.breaks.append(Break(seq, "edited", f"record {seq} ({where}) "
                                                     "is malformed: fields missing or added"))

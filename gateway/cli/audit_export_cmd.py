@@ -15,18 +15,19 @@ from gateway.manage.audit import parse_since
 from gateway.manage.audit_export import Export, Format, export_audit
 from gateway.manage.errors import ManageError
 
-_EPILOG = """\\b
+_EPILOG = """\b
 EXAMPLES
   certgate audit export --format jsonl --since 2026-10-01 --until 2026-11-01 --out oct.jsonl
   certgate audit export --format csv --since 90d --out review.csv
   certgate audit verify --bundle oct.jsonl --public-key audit.pub
 
-\\b
+\b
 jsonl: one file, every record with its chain fields and the signed checkpoints.
 csv:   FILE holds the records for a spreadsheet; FILE.bundle.jsonl the header,
        checkpoints and digests that `verify --bundle` needs: hand over both.
-Each node's stretch is widened to the signed checkpoints around --since and --until
-(where there are any), so every exported record is tied to a signature.
+Each node's stretch is widened back to the signed checkpoint at or before --since (or
+to its first record) and on to the one after --until (when there is one already), so
+every exported record is tied to a signature or to the start of its chain.
 """
 
 

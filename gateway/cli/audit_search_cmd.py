@@ -14,7 +14,7 @@ from gateway.audit.query import DECISIONS, MAX_LIMIT
 from gateway.cli.common import CliContext, echo_json, echo_table, now, run, warn
 from gateway.manage.audit_search import SearchResult, build_query, search_audit
 
-_EPILOG = """\\b
+_EPILOG = """\b
 EXAMPLES
   certgate audit search --user alice --since 30d
   certgate audit search --decision deny --since 24h
@@ -22,7 +22,7 @@ EXAMPLES
   certgate audit search --ref 3f2a9c01b7de
   certgate audit search --app pbx --type access --limit 1000 --json > pbx.json
 
-\\b
+\b
 Times are UTC. --since and --until take a duration back from now (24h, 30d) or an
 ISO date or time (2026-11-01, 2026-11-01T08:00Z); --until is exclusive.
 """

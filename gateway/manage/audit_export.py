@@ -126,13 +126,19 @@ async def export_audit(store: Store, *, out: Path, fmt: Format, since: datetime 
               "scope": {"since": since and format_at(since), "until": until and format_at(until)},
               "records_format": fmt, "records_file": out.name if fmt == "csv" else None,
               "nodes": nodes}
-    files = [_AtomicFile(target) for target in targets]
+    files: list[_AtomicFile] = []
     try:
+        for target in targets:
+            files.append(_AtomicFile(target))
         records = await _write(store, files, fmt, header, plan)
         for f in files:
             f.close()
         for f in reversed(files):  # the CSV last: there only once its bundle is
             os.replace(f.tmp, f.target)
+    except OSError as exc:
+        for f in files:
+            f.discard()
+        raise ManageError(f"cannot write {out}: {exc.strerror or exc}") from None
     except BaseException:
         for f in files:
             f.discard()
