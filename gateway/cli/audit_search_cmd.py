@@ -31,15 +31,22 @@ _COLUMNS = ("time (UTC)", "node", "type", "user", "app", "decision", "reason", "
 _PATH_WIDTH = 48
 
 
-def _short(text: str | None, width: int) -> str | None:
-    return text if text is None or len(text) <= width else text[:width - 1] + "…"
+def _safe(value: Any, width: int = 200) -> str | None:
+    """A cell a terminal shows as it is: a client-controlled path can't move the
+    cursor or recolour the screen (control characters written as ``\\xNN``)."""
+    if value is None:
+        return None
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _row(record: dict[str, Any]) -> list[Any]:
     at = str(record["at"])
-    return [f"{at[:10]} {at[11:23]}", record["node"], record["type"], record["user"],
-            record["app"], record["decision"], record["reason"],
-            _short(record["path"], _PATH_WIDTH), record["reference"]]
+    return [f"{at[:10]} {at[11:23]}", *(_safe(record[name]) for name in (
+        "node", "type", "user", "app", "decision", "reason")),
+        _safe(record["path"], _PATH_WIDTH), _safe(record["reference"])]
 
 
 @click.command("search", epilog=_EPILOG)

@@ -46,11 +46,20 @@ def _row_out(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+_BLUNT = frozenset({"type", "decision"})
+
+
 def search_statement(query: AuditQuery) -> Select[Any]:
     """The one query of ``audit search``: equality filters and an ``at`` range, ordered
     by ``at`` (then node and seq), so an index (filter, at) serves it in order."""
     r = t.audit_records.c
-    where = [getattr(r, name) == value for name, value in query.filters().items()]
+    filters = query.filters()
+    # ``type`` and ``decision`` take a handful of values: when a sharper filter is there
+    # too, they must not steer SQLite (which keeps no statistics) to their index; the
+    # coalesce hides it. PostgreSQL plans by its statistics either way.
+    blunt = _BLUNT if filters.keys() - _BLUNT else frozenset()
+    where = [func.coalesce(getattr(r, name), "") == value if name in blunt
+             else getattr(r, name) == value for name, value in filters.items()]
     if query.since is not None:
         where.append(r.at >= query.since)
     if query.until is not None:

@@ -3,6 +3,12 @@ field in ``--json``, serials as ``cert list`` prints them, mistakes in one sente
 
 from __future__ import annotations
 
+import asyncio
+
+from gateway.config import load_config
+from gateway.runtime import build_audit_writer
+from gateway.store.store import Store
+from tests.gateway.audit.helpers import record
 from tests.gateway.cli.conftest import Certgate
 from tests.gateway.cli.test_audit_cmd import set_node, write_records
 
@@ -38,3 +44,21 @@ def test_bad_filters_are_refused_clearly(cg: Certgate) -> None:
     assert result.code == 2 and "'perhaps' is not one of 'allow', 'deny'" in result.err
     result = cg("audit", "search", "--since", "1h", "--until", "2h")
     assert result.code == 1 and "is not after --since" in result.err
+
+
+def test_control_characters_in_a_path_are_shown_not_run(cg: Certgate) -> None:
+    async def go() -> None:
+        config = load_config(cg.config)
+        store = await Store.open(config.database_url)
+        try:
+            writer = build_audit_writer(config, store)
+            await writer.start()
+            writer.emit(record(0, path="/\x1b[2J\x1b[31mred\r\nfake"))
+            await writer.close()
+        finally:
+            await store.close()
+    asyncio.run(go())
+    out = cg.ok("audit", "search").out
+    assert "\x1b" not in out and "\r" not in out
+    assert "/\\x1b[2J\\x1b[31mred\\x0d\\x0afake" in out
+    assert cg.ok("audit", "search", "--json").json()[0]["path"] == "/\x1b[2J\x1b[31mred\r\nfake"

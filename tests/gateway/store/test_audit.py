@@ -99,6 +99,9 @@ def literal(query: AuditQuery, conn: Any) -> str:
     (AuditQuery(type="login"), "ix_audit_records_type_at"),
     (AuditQuery(reference="3f2a9c01b7de"), "ix_audit_records_reference"),
     (AuditQuery(since=NOW), "ix_audit_records_at"),
+    (AuditQuery(app="wiki", type="access", decision="allow", since=NOW),
+     "ix_audit_records_app_at"),
+    (AuditQuery(decision="deny", type="login"), "ix_audit_records_"),
 ])
 async def test_sqlite_plans_use_the_search_indexes(tmp_path: Any, query: AuditQuery,
                                                    index: str) -> None:
