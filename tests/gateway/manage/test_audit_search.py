@@ -13,7 +13,7 @@ from gateway.manage.audit_search import build_query, search_audit
 from gateway.manage.errors import ManageError
 from gateway.store.store import Store
 from tests.gateway.audit.helpers import NOW as RECORDED
-from tests.gateway.store.test_audit import row
+from tests.gateway.audit.helpers import stored_row as row
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

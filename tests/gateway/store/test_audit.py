@@ -10,23 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from gateway.audit.chain import FIELDS, format_at
 from gateway.audit.query import AuditQuery
 from gateway.store.audit import search_statement
 from gateway.store.store import Store
 from tests.gateway.audit.helpers import NOW
-
-
-def row(node: str, seq: int, minutes: int, **fields: Any) -> dict[str, Any]:
-    """A stored record (hashes are not checked by search)."""
-    base: dict[str, Any] = {name: None for name in FIELDS}
-    base.update(node=node, seq=seq, at=format_at(NOW + timedelta(minutes=minutes)),
-                type="access", reference=f"{node}{seq:04d}", user="alice", app="wiki",
-                decision="allow", reason="allowed", serial="01AB", path="/",
-                prev_hash="0" * 64, hash="1" * 64)
-    base.update(fields)
-    return base
-
+from tests.gateway.audit.helpers import stored_row as row
 
 ROWS = [
     row("gw1", 1, 0),
