@@ -12,6 +12,9 @@
 - ``keys``         the Ed25519 audit key pair (``audit.key`` 0600, ``audit.pub``)
 - ``verify``       checking one node's chain and checkpoints, record by record (pure)
 - ``destination``  the load-time check that a file destination can be written at all
+- ``query``        ``AuditQuery``: the filters of ``audit search`` in stored form
+- ``bundle``       the export bundle's format: JSON lines, the CSV cells (pure)
+- ``bundle_check`` checking a bundle offline with ``NodeVerifier`` and the public key
 
 Emitting a record never blocks and never raises into the request; the writer
 owns numbering, hashing and ordering. Nothing here runs a query itself except

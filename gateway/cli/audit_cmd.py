@@ -1,4 +1,6 @@
-"""``certgate audit``: check the audit trail (``verify``), write the access review (``report``)."""
+"""``certgate audit``: check the trail (``verify``, also of an exported bundle, offline),
+find records (``search``), hand them over (``export``), write the access review
+(``report``). Parses, calls ``manage``, prints."""
 
 from __future__ import annotations
 
@@ -9,12 +11,16 @@ from pathlib import Path
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.audit.bundle_check import BundleResult
 from gateway.audit.keys import load_audit_public_key
 from gateway.audit.report import ReportData, render_report
 from gateway.audit.verify import NodeResult
+from gateway.cli.audit_export_cmd import export
+from gateway.cli.audit_search_cmd import search
 from gateway.cli.common import CliContext, CliError, echo_json, now, run, warn
 from gateway.config import Config
 from gateway.manage.audit import Verification, parse_since, verify_audit
+from gateway.manage.audit_export import verify_bundle
 from gateway.manage.errors import ManageError
 from gateway.manage.report import gather_report, write_report
 
@@ -24,12 +30,16 @@ EXAMPLES
   certgate audit verify --since 30d
   certgate audit verify --json > verification.json
   certgate audit verify --public-key /media/usb/audit.pub --checkpoints /media/usb/checkpoints.jsonl
+  certgate audit verify --bundle audit-2026-q4.jsonl --public-key audit.pub   # no config needed
+  certgate audit verify --bundle audit-2026-q4.csv --public-key audit.pub   # + its .bundle.jsonl
 
 \b
 EXIT CODES
   0  every node's chain and every checkpoint verify
   1  a record was edited, removed, inserted or reordered, the tail was cut, a
-     checkpoint does not verify, or the check could not run (the reason is printed)
+     checkpoint does not verify, a bundle was changed, or the check could not run
+     (the reason is printed)
+  2  a usage error (such as --bundle without --public-key)
 """
 
 
@@ -50,8 +60,12 @@ EXIT CODES
 
 @click.group("audit")
 def audit() -> None:
-    """The audit trail: prove that no record was changed, removed or added, and
-    write the access review for a reviewer."""
+    """The audit trail: search it, export it, prove that no record was changed,
+    removed or added, and write the access review for a reviewer."""
+
+
+audit.add_command(search)
+audit.add_command(export)
 
 
 def _public_key(config: Config, public_key: Path | None, quiet: bool
@@ -75,15 +89,27 @@ def _public_key(config: Config, public_key: Path | None, quiet: bool
 @click.option("--checkpoints", "checkpoint_file", type=click.Path(dir_okay=False, path_type=Path),
               help="The checkpoint file kept outside the database "
                    "(default: audit.checkpoints in the config).")
+@click.option("--bundle", type=click.Path(dir_okay=False, path_type=Path),
+              help="Check a file made by `audit export` instead of the database: needs only "
+                   "--public-key, no config file.")
 @click.pass_obj
 def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path | None,
-           checkpoint_file: Path | None) -> None:
+           checkpoint_file: Path | None, bundle: Path | None) -> None:
     """Check every node's hash chain and its signed checkpoints.
 
     Reports, per node, how many records verify, or the first broken record and what
     is wrong with it: edited, removed, inserted, reordered, a cut tail, a checkpoint
-    that does not verify.
+    that does not verify. With --bundle, the same for an exported file, offline.
     """
+    if bundle is not None:
+        if since or checkpoint_file:
+            raise click.UsageError("--bundle checks the exported file as it is: --since and "
+                                   "--checkpoints do not apply")
+        if public_key is None:
+            raise click.UsageError("--bundle needs --public-key: the audit.pub of the gateway "
+                                   "that exported it")
+        _verify_bundle(bundle, load_audit_public_key(public_key), public_key, as_json)
+        return
     config = obj.config
     moment = parse_since(since, now()) if since else None
     key, key_path = _public_key(config, public_key, as_json)
@@ -196,3 +222,40 @@ def _line(node: NodeResult, signed: bool) -> str:
     first = node.breaks[0]
     return (f"node {node.node}: BROKEN at seq {first.seq} ({first.kind}); "
             f"{node.records} record(s) read ({span})")
+
+
+def _verify_bundle(path: Path, key: Ed25519PublicKey, key_path: Path, as_json: bool) -> None:
+    result, files = verify_bundle(path, key)
+    if as_json:
+        echo_json({**result.to_json(), "files": [str(f) for f in files],
+                   "public_key": str(key_path)})
+    else:
+        _print_bundle(result, files)
+    if not result.ok:
+        raise click.exceptions.Exit(1)
+
+
+def _print_bundle(result: BundleResult, files: list[Path]) -> None:
+    header = result.header or {}
+    scope = header.get("scope") or {}
+    click.echo(f"bundle {', '.join(str(f) for f in files)}: exported "
+               f"{header.get('exported_at', '?')} by {header.get('exported_by') or '?'} on "
+               f"{header.get('exported_on') or '?'}; records from "
+               f"{scope.get('since') or 'the start'} until {scope.get('until') or 'the export'}")
+    for node in result.nodes:
+        click.echo(_line(node, True))
+        for problem in node.breaks:
+            click.echo(f"  seq {problem.seq}: {problem.kind}: {problem.message}")
+        for note in node.notes:
+            click.echo(f"  note: {note}")
+    for message in result.problems:
+        click.echo(f"  problem: {message}")
+    if result.ok:
+        click.echo(f"audit verify --bundle: OK, {sum(n.records for n in result.nodes)} "
+                   f"record(s) on {len(result.nodes)} node(s)")
+    else:
+        broken = [n.node for n in result.nodes if not n.ok]
+        where = f" for node(s) {', '.join(broken)}" if broken else ""
+        click.echo(f"audit verify --bundle: FAILED{where}"
+                   + (f" ({len(result.problems)} problem(s) with the file itself)"
+                      if result.problems else ""))

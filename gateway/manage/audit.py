@@ -23,9 +23,9 @@ from gateway.store.store import Store
 from policies.durations import parse_duration
 
 
-def parse_since(text: str, now: datetime) -> datetime:
+def parse_since(text: str, now: datetime, option: str = "--since") -> datetime:
     """``24h``/``30d`` (that long before ``now``) or an ISO 8601 date or time (UTC when
-    no zone is given)."""
+    no zone is given); ``option`` names the flag in the refusal."""
     try:
         return now - parse_duration(text)
     except ValueError:
@@ -33,7 +33,7 @@ def parse_since(text: str, now: datetime) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ManageError(f"--since '{text}' is neither a duration (24h, 30d) nor an ISO "
+        raise ManageError(f"{option} '{text}' is neither a duration (24h, 30d) nor an ISO "
                           "date or time (2026-11-01, 2026-11-01T08:00Z)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -48,6 +48,15 @@ def read_checkpoint_file(path: Path) -> list[Checkpoint]:
     except OSError as exc:
         raise ManageError(f"cannot read the checkpoint file {path}: {exc.strerror}") from None
     return [cp for line in lines if line.strip() and (cp := checkpoint_from_json(line))]
+
+
+async def node_checkpoints(store: Store, node: str, from_file: list[Checkpoint]
+                           ) -> list[Checkpoint]:
+    """The node's checkpoints from the table and from the file, each once."""
+    unique = {(cp["seq"], cp["hash"], cp["at"], cp["signature"]): cp
+              for cp in [*await store.audit_checkpoints(node),
+                         *(cp for cp in from_file if cp["node"] == node)]}
+    return list(unique.values())
 
 
 @dataclass(frozen=True)
@@ -70,10 +79,7 @@ async def verify_audit(store: Store, *, public_key: Ed25519PublicKey | None,
     check = None if public_key is None else (lambda cp: signature_ok(public_key, cp))
     results = []
     for node in nodes:
-        unique = {(cp["seq"], cp["hash"], cp["at"], cp["signature"]): cp
-                  for cp in [*await store.audit_checkpoints(node),
-                             *(cp for cp in from_file if cp["node"] == node)]}
-        checkpoints = list(unique.values())
+        checkpoints = await node_checkpoints(store, node, from_file)
         start = 1
         if since is not None:
             first = await store.audit_first_seq(node, since)

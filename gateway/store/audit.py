@@ -1,8 +1,10 @@
 """The audit trail's tables: appending chained records and checkpoints, reading them back.
 
 Records arrive already numbered and hashed (``gateway.audit.chain``); this module
-only stores them, one transaction per batch (a multi-row Core insert), and hands
-them back in chain order for ``audit verify``. Rows cross this boundary as plain
+only stores them, one transaction per batch (a multi-row Core insert), hands
+them back in chain order for ``audit verify`` and ``audit export``, and answers
+``audit search`` (an ``AuditQuery``) with one query that the indexes of migration
+0005 serve newest first. Rows cross this boundary as plain
 dicts whose ``at`` is the chain's ISO text, so what is read back hashes exactly as
 what was written. Must not compute or check hashes, and never updates or deletes a
 record.
@@ -14,9 +16,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 
 from gateway.audit.chain import FIELDS, format_at, parse_at
+from gateway.audit.query import AuditQuery
 from gateway.store import tables as t
 from gateway.store.base import StoreBase
 
@@ -41,6 +44,29 @@ def _row_out(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     out = dict(zip(fields, row, strict=True))
     out["at"] = format_at(out["at"])
     return out
+
+
+_BLUNT = frozenset({"type", "decision"})
+
+
+def search_statement(query: AuditQuery) -> Select[Any]:
+    """The one query of ``audit search``: equality filters and an ``at`` range, ordered
+    by ``at`` (then node and seq), so an index (filter, at) serves it in order."""
+    r = t.audit_records.c
+    filters = query.filters()
+    # ``type`` and ``decision`` take a handful of values: when a sharper filter is there
+    # too, they must not steer SQLite (which keeps no statistics) to their index; the
+    # coalesce hides it. PostgreSQL plans by its statistics either way.
+    blunt = _BLUNT if filters.keys() - _BLUNT else frozenset()
+    where = [func.coalesce(getattr(r, name), "") == value if name in blunt
+             else getattr(r, name) == value for name, value in filters.items()]
+    if query.since is not None:
+        where.append(r.at >= query.since)
+    if query.until is not None:
+        where.append(r.at < query.until)
+    order = [r.at, r.node, r.seq] if query.oldest_first else [r.at.desc(), r.node, r.seq.desc()]
+    return select(*[getattr(r, name) for name in FIELDS]).where(*where) \
+        .order_by(*order).limit(query.limit)
 
 
 class AuditStore(StoreBase):
@@ -93,16 +119,39 @@ class AuditStore(StoreBase):
                 r.node == node, r.at >= since))).scalar()
         return None if first is None else int(first)
 
-    async def audit_rows(self, node: str, *, from_seq: int = 0
+    async def audit_span(self, node: str, since: datetime | None, until: datetime | None
+                         ) -> tuple[int, int] | None:
+        """The seqs of the node's first record at or after ``since`` and its last one
+        before ``until`` (either open), or None when no record is in between."""
+        r = t.audit_records.c
+        async with self._tx() as conn:
+            first = (await conn.execute(select(func.min(r.seq)).where(
+                r.node == node, *([r.at >= since] if since else [])))).scalar()
+            last = (await conn.execute(select(func.max(r.seq)).where(
+                r.node == node, *([r.at < until] if until else [])))).scalar()
+        if first is None or last is None or first > last:
+            return None
+        return int(first), int(last)
+
+    async def search_audit(self, query: AuditQuery) -> list[dict[str, Any]]:
+        """The records matching ``query``, newest first (``oldest_first``: oldest),
+        at most ``query.limit`` of them."""
+        async with self._tx() as conn:
+            rows = (await conn.execute(search_statement(query))).all()
+        return [_row_out(row, FIELDS) for row in rows]
+
+    async def audit_rows(self, node: str, *, from_seq: int = 0, to_seq: int | None = None
                          ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The node's records with seq >= ``from_seq`` in chain order, a page at a time."""
+        """The node's records with ``from_seq`` <= seq (<= ``to_seq``) in chain order,
+        a page at a time."""
         r = t.audit_records.c
         columns = [getattr(r, name) for name in FIELDS]
         after = from_seq - 1
+        upto = [] if to_seq is None else [r.seq <= to_seq]
         while True:
             async with self._tx() as conn:
                 page = (await conn.execute(select(*columns).where(
-                    r.node == node, r.seq > after).order_by(r.seq).limit(PAGE))).all()
+                    r.node == node, r.seq > after, *upto).order_by(r.seq).limit(PAGE))).all()
             if not page:
                 return
             yield [_row_out(row, FIELDS) for row in page]

@@ -174,7 +174,7 @@ handoffs = Table(
     Column("used_at", UTCDateTime),  # set once, by a conditional UPDATE
 )
 
-# --- the audit trail (migration 0004) -------------------------------------------------
+# --- the audit trail (migrations 0004, 0005) -------------------------------------------------
 
 # One row per event, hash-chained per node (see gateway.audit.chain for the fields and
 # the canonical encoding). Text columns are unbounded: a record that can never be
@@ -187,11 +187,11 @@ audit_records = Table(
     Column("at", UTCDateTime, nullable=False, index=True),
     Column("type", String(32), nullable=False),
     Column("reference", Text, index=True),
-    Column("user", Text, index=True),
+    Column("user", Text),
     Column("serial", String(40)),
     Column("fingerprint", String(64)),
     Column("source_ip", Text),
-    Column("app", Text, index=True),
+    Column("app", Text),
     Column("method", Text),
     Column("host", Text),
     Column("path", Text),
@@ -205,6 +205,12 @@ audit_records = Table(
     Column("detail", Text),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # What ``audit search`` filters on, each newest first (migration 0005).
+    Index("ix_audit_records_user_at", "user", "at"),
+    Index("ix_audit_records_app_at", "app", "at"),
+    Index("ix_audit_records_serial_at", "serial", "at"),
+    Index("ix_audit_records_type_at", "type", "at"),
+    Index("ix_audit_records_decision_at", "decision", "at"),
 )
 
 # A node's signed statement "my chain had this head at this time", every N records or

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway.audit.chain import FIELDS, format_at
 from gateway.audit.checkpoint import Checkpoint
 from gateway.audit.record import AuditRecord
 from gateway.store.errors import DatabaseUnavailableError
@@ -52,3 +53,14 @@ class FlakyDatabase:
 
 async def stored(store: Store, node: str) -> list[dict[str, Any]]:
     return [row async for page in store.audit_rows(node) for row in page]
+
+
+def stored_row(node: str, seq: int, minutes: int, **fields: Any) -> dict[str, Any]:
+    """A stored record (hashes are not checked by search)."""
+    base: dict[str, Any] = {name: None for name in FIELDS}
+    base.update(node=node, seq=seq, at=format_at(NOW + timedelta(minutes=minutes)),
+                type="access", reference=f"{node}{seq:04d}", user="alice", app="wiki",
+                decision="allow", reason="allowed", serial="01AB", path="/",
+                prev_hash="0" * 64, hash="1" * 64)
+    base.update(fields)
+    return base
