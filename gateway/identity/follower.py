@@ -29,6 +29,7 @@ from gateway.auth.sessions import SessionIndex
 from gateway.identity.index import CertificateIndex
 from gateway.ops.supervise import TaskHealth, keep_running
 from gateway.store.errors import NotFoundError
+from gateway.store.records import CertStatus
 from gateway.store.store import Store
 
 log = logging.getLogger("certgate.events")
@@ -48,6 +49,7 @@ class EventFollower:
         self.index = index
         self.sessions = sessions
         self.last_event_id = after_id
+        self.revocations = 0  # certificates this follower saw revoked or suspended
         self._interval = interval
         self._catch_up = max(catch_up, interval)
         self._on_change = on_change
@@ -65,6 +67,13 @@ class EventFollower:
     def healthy(self) -> bool:
         """False while rounds fail (the database is unreachable, or worse)."""
         return not self.health.failing
+
+    def lag(self, now: float | None = None) -> float:
+        """Seconds since a round last read the database (memory is at most this stale)."""
+        now = time.monotonic() if now is None else now
+        health = self.health
+        return now - (health.last_success if health.last_success is not None
+                      else health.started)
 
     @property
     def gaps(self) -> frozenset[int]:
@@ -101,6 +110,8 @@ class EventFollower:
                 except NotFoundError:
                     cert = None
                 changed |= self.index.apply_certificate(serial, cert)
+                if cert is not None and cert.status is not CertStatus.ACTIVE:
+                    self.revocations += 1
             elif event.kind == "session" and self.sessions is not None:
                 self.sessions.apply(event.key, await self._store.get_session(event.key))
             self._track(event.id, now)

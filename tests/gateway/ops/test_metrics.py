@@ -8,8 +8,7 @@ import re
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.ops.metrics import Metrics
-
-ALLOWED_LABELS = {"app", "decision", "status", "le", "result"}
+from tests.gateway.ops.test_health import ALLOWED_LABELS
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
