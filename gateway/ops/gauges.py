@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
+from gateway.ops.readiness import crl_next_update, degradations
 from gateway.ops.supervise import TaskHealth, keep_running
 from pki.ca import ISSUING_CERT, ROOT_CERT
 
@@ -72,15 +73,6 @@ class Expiries:
         return {**self._files, "crl": self._crl_next}
 
 
-def crl_next_update(der: bytes | None) -> datetime | None:
-    if der is None:
-        return None
-    try:
-        return x509.load_der_x509_crl(der).next_update_utc
-    except ValueError:
-        return None
-
-
 def sample(runtime: Runtime, expiries: Expiries) -> None:
     m = runtime.metrics
     now = runtime.clock()
@@ -98,6 +90,8 @@ def sample(runtime: Runtime, expiries: Expiries) -> None:
     m.audit_queue.set(len(audit))
     m.audit_spooled.set(audit.spooled)
     m.observe_tasks(runtime.tasks)
+    m.ready.set(1 if runtime.ready else 0)
+    m.degraded.set(len(degradations(runtime, now)))
     dates = expiries.of(runtime)
     m.policy_loaded(expiries.digest)
     dates["client_certificate"] = runtime.index.soonest_expiry(now)

@@ -102,6 +102,11 @@ class Metrics:
                             "certificate, the server certificate, the issuing CA, the root "
                             "CA, the CRL's nextUpdate", ["what"], registry=r,
                             multiprocess_mode="livemin")
+        self.ready = Gauge("certgate_ready", "1 while /readyz says ready (listeners open)",
+                           registry=r, multiprocess_mode="livemin")
+        self.degraded = Gauge("certgate_degraded_reasons",
+                              "How many reasons /readyz gives for degraded (0 when well)",
+                              registry=r, multiprocess_mode="livemax")
         self.task_healthy = Gauge("certgate_background_task_healthy",
                                   "1 when the background task runs and its last round "
                                   "succeeded recently", ["task"], registry=r,

@@ -15,8 +15,8 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.ops.health import CHANGE_FEED_BEHIND
 from gateway.ops.metrics import EXPIRY_KINDS
+from gateway.ops.readiness import CHANGE_FEED_BEHIND
 from gateway.ops.supervise import TaskHealth, keep_running
 from gateway.runtime import Runtime
 from tests.gateway.conftest import Gateway, apps
@@ -82,6 +82,7 @@ async def test_scrape_after_known_traffic_counts_exactly(gateway: Gateway) -> No
     assert got[("certgate_websockets_open", ())] == 0
     assert got[("certgate_connections_open", ())] >= 1  # this scrape's own
     assert got[("certgate_audit_failing", ())] == 0
+    assert (got[("certgate_ready", ())], got[("certgate_degraded_reasons", ())]) == (1, 0)
     assert got[("certgate_audit_spooled_records", ())] == 0
     follower = gateway.runtime.follower
     assert follower is not None
@@ -166,7 +167,9 @@ async def test_a_background_task_killed_shows_in_readyz_and_metrics(gateway: Gat
     dead = next(d for d in ready["degraded"] if d["component"] == "report mailer")
     assert dead["reason"] == "not running" and dead["meaning"] == "no reports go out"
     _, text = await admin(gateway, "/metrics")
-    assert parse(text)[("certgate_background_task_healthy", (("task", "report_mailer"),))] == 0
+    got = parse(text)
+    assert got[("certgate_background_task_healthy", (("task", "report_mailer"),))] == 0
+    assert got[("certgate_degraded_reasons", ())] == len(ready["degraded"])
 
 
 async def test_readyz_names_each_part_and_is_ok_when_all_is_well(gateway: Gateway) -> None:
