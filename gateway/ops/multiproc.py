@@ -23,10 +23,15 @@ DIRECTORY = "metrics.d"  # under the data dir: the one place certgate may write
 
 
 def prepare(data_dir: Path) -> Path:
-    """Make ``data_dir/metrics.d`` empty and this process's metrics file-backed."""
+    """Make ``data_dir/metrics.d`` empty and this process's metrics file-backed;
+    ``ValueError`` naming the directory when it cannot be made (nothing switched)."""
     path = data_dir / DIRECTORY
     shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(mode=0o700, parents=True)
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except OSError as exc:
+        raise ValueError(f"cannot make {path} for the workers' metrics: "
+                         f"{exc.strerror or exc}") from None
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     # prometheus-client picks its value class when first imported; the CLI has
     # imported it already, so switch it here (each forked worker writes its own file,

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.ops.multiproc import DIRECTORY
+from gateway.ops.multiproc import DIRECTORY, prepare
 from tests.gateway.conftest import HOST, Template, app_configs, free_port
 from tests.gateway.ops.test_health import promtool_check_metrics
 from tests.gateway.upstreams import Seen, start, upstream_app
@@ -110,6 +111,15 @@ async def test_forty_requests_over_two_workers_show_as_forty(
         db.close()
     assert sum(rows.values()) == 40
     assert len(rows) == 2 and min(rows.values()) > 0, rows
+
+
+def test_a_directory_that_cannot_be_made_is_refused_with_its_name(tmp_path: Path) -> None:
+    data_dir = tmp_path / "not-a-dir"
+    data_dir.write_text("a file where the data dir should be")
+    with pytest.raises(ValueError, match=r"cannot make .*not-a-dir/metrics.d for the workers' "
+                                         r"metrics: Not a directory"):
+        prepare(data_dir)
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
 async def test_one_process_keeps_metrics_in_memory(tmp_path: Path,
