@@ -43,4 +43,4 @@ class Exchange:
     status: int = 500
     verdict: Verdict = Verdict.ERROR
     reason: Reason = Reason.INTERNAL_ERROR
-    upstream_seconds: float | None = None  # sending upstream to its response head or failure
+    upstream_seconds: float | None = None  # an HTTP forward: sent upstream to response end

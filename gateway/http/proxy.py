@@ -119,16 +119,16 @@ async def handle(request: web.Request) -> web.StreamResponse:
         call = UpstreamCall(app, result.route, result.path + ("?" + query if query else ""),
                             headers, host, port, source_ip)
         out.status, out.verdict, out.reason = 200, Verdict.ALLOW, Reason.ALLOWED
-        upstream_started = time.perf_counter()
-        try:
-            if is_websocket_upgrade(request):
-                # Judged again with these facts while open (gateway.http.wsauth).
-                response = await forward_websocket(request, call, state.pool,
-                                                   runtime.websockets, facts)
-            else:
+        if is_websocket_upgrade(request):
+            # Judged again with these facts while open (gateway.http.wsauth).
+            response = await forward_websocket(request, call, state.pool, runtime.websockets,
+                                               facts)
+        else:
+            upstream_started = time.perf_counter()
+            try:
                 response = await forward_http(request, call, state.pool)
-        finally:
-            out.upstream_seconds = time.perf_counter() - upstream_started
+            finally:
+                out.upstream_seconds = time.perf_counter() - upstream_started
         out.status = response.status
         return response
     except ForwardError as exc:

@@ -47,11 +47,13 @@ class Metrics:
         self.requests = Counter("certgate_requests_total", "Requests by outcome",
                                 ["app", "decision", "status"], registry=r)
         self.duration = Histogram("certgate_request_duration_seconds",
-                                  "Time to the response head (streaming not included)",
+                                  "Time from the request to the end of its response "
+                                  "(a WebSocket: to the end of the session)",
                                   ["app"], registry=r, buckets=BUCKETS)
         self.upstream_duration = Histogram(
             "certgate_upstream_duration_seconds",
-            "Time from sending a request upstream to its response head (or failure)",
+            "Time from sending a request upstream to the end of its response, or the "
+            "failure (WebSockets not included)",
             ["app"], registry=r, buckets=BUCKETS)
         self.denials = Counter("certgate_denials_total", "Refused requests by reason",
                                ["app", "reason"], registry=r)
