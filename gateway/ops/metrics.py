@@ -118,7 +118,8 @@ class Metrics:
                                        ["task"], registry=r, multiprocess_mode="livemin")
         # Labelled children by (app, decision, status class, reason): ``labels()`` builds
         # and locks on every call; the label sets are few, so keep them.
-        self._children: dict[tuple[str | None, str, int, str], tuple[Any, ...]] = {}
+        self._children: dict[tuple[str | None, str, int, str],
+                             tuple[Any, Any, tuple[Any, ...]]] = {}
         self._upstream: dict[str | None, Any] = {}
         self._policy_hash: str | None = None
 
@@ -129,9 +130,10 @@ class Metrics:
         children = self._children.get(key)
         if children is None:
             children = self._build(key)
-        children[0].inc()
-        children[1].observe(seconds)
-        for extra in children[2:]:
+        requests, duration, extras = children
+        requests.inc()
+        duration.observe(seconds)
+        for extra in extras:  # denials, logins, upstream errors: most requests have none
             extra.inc()
         if upstream_seconds is not None:
             child = self._upstream.get(app)
@@ -139,7 +141,8 @@ class Metrics:
                 child = self._upstream[app] = self.upstream_duration.labels(app or "-")
             child.observe(upstream_seconds)
 
-    def _build(self, key: tuple[str | None, str, int, str]) -> tuple[Any, ...]:
+    def _build(self, key: tuple[str | None, str, int, str]
+               ) -> tuple[Any, Any, tuple[Any, ...]]:
         if len(self._children) > 10_000:  # apps come and go with reloads
             self._children.clear()
             self._upstream.clear()
@@ -156,7 +159,7 @@ class Metrics:
             extra.append(self.upstream_errors.labels(name, "5xx_response"))
         children = self._children[key] = (
             self.requests.labels(name, decision, f"{status_class}xx"),
-            self.duration.labels(name), *extra)
+            self.duration.labels(name), tuple(extra))
         return children
 
     def reloaded(self, result: str) -> None:
