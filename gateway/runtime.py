@@ -53,6 +53,7 @@ from gateway.identity.index import CertificateIndex
 from gateway.lifecycle import background
 from gateway.ops.exposure import exposure
 from gateway.ops.filemodes import check_secret_files, exposed_files
+from gateway.ops.gauges import Expiries, keep_sampling
 from gateway.ops.metrics import Metrics
 from gateway.ops.renewal import ServerCertRenewer
 from gateway.ops.supervise import TaskHealth, keep_running
@@ -203,6 +204,8 @@ class Runtime:
     tasks: list[TaskHealth] = field(default_factory=list)
     # Set to have open WebSockets judged again at once (after a reload).
     websocket_check: asyncio.Event = field(default_factory=asyncio.Event)
+    expiries: Expiries = field(default_factory=Expiries)  # parsed dates, for the metrics
+    _revocations_counted: int = 0
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _stopped: bool = False
 
@@ -228,7 +231,7 @@ class Runtime:
             index = CertificateIndex.from_snapshot(snapshot)
             audit = build_audit_writer(config, store, worker)
             await audit.start()  # where this node's chain stands
-            runtime = cls(state, store, index, audit)
+            runtime = cls(state, store, index, audit, metrics=Metrics(primary=worker == 0))
             # The pools current and retired at stop time, whatever reloads did meanwhile.
             stack.push_async_callback(runtime._close_pools)
             latest = await store.latest_crl()
@@ -259,7 +262,8 @@ class Runtime:
                 activity.run(lambda: runtime.clock()), "session-activity"))
             await stack.enter_async_context(background(
                 runtime._keep_websockets_authorised(), "websocket-reauth"))
-            runtime.metrics.certificates.set(len(index))
+            await stack.enter_async_context(background(
+                keep_sampling(runtime, runtime.expiries), "metrics-sampler"))
             runtime._stack = stack.pop_all()
         return runtime
 
@@ -283,6 +287,10 @@ class Runtime:
             latest = await self.store.latest_crl()
             self.crl_der = latest[3] if latest else self.crl_der
         self.metrics.certificates.set(len(self.index))
+        if self.follower is not None:
+            revocations = self.follower.revocations
+            self.metrics.revoked(revocations - self._revocations_counted)
+            self._revocations_counted = revocations
 
     def _record_applied(self, change: AppliedChange) -> None:
         """``change.applied``: from when on this node enforced an event that took access away."""
@@ -338,7 +346,7 @@ class Runtime:
                                  "start; restart certgate to apply them")
             new_state = build_state(config)
         except Exception as exc:
-            self.metrics.reloads.labels("refused").inc()
+            self.metrics.reloaded("refused")
             self.log.error("config reload REFUSED, still serving the previous config:\n%s", exc)
             return False
         old, self.state = self.state, new_state
@@ -346,7 +354,7 @@ class Runtime:
             self.tls.use(new_state.tls_context, config.tls)
         self.sessions.limits = session_limits(config)
         self.websocket_check.set()  # open WebSockets are judged by the new policy now
-        self.metrics.reloads.labels("applied").inc()
+        self.metrics.reloaded("applied")
         self.log.warning("config reloaded from %s: %d app(s)", config_path, len(config.apps))
         # Requests in flight keep the old pools until they finish; stop closes them.
         self.retired.retire(old.pool)
@@ -371,7 +379,8 @@ class Runtime:
             source_ip=exchange.source_ip, status=exchange.status,
             duration_ms=round(seconds * 1000, 3),
             type=RECORD_TYPES.get(exchange.reason, "access")))
-        self.metrics.observe(exchange.app, exchange.verdict, exchange.status, seconds)
+        self.metrics.observe(exchange.app, exchange.verdict, exchange.status, seconds,
+                             exchange.reason, exchange.upstream_seconds)
 
     async def stop(self) -> None:
         """Close everything ``start`` opened, in reverse order; a second call does nothing.

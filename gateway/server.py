@@ -37,6 +37,7 @@ from gateway.identity.index import Identity
 from gateway.lifecycle import background
 from gateway.manage.ca import ca_passphrase
 from gateway.manage.crl import publish_crl
+from gateway.ops import multiproc
 from gateway.ops.health import create_admin_app
 from gateway.ops.renewal import ServerCertRenewer
 from gateway.ops.supervise import TaskHealth, keep_running
@@ -252,6 +253,7 @@ def serve(config: Config, *, listen: HostPort | None = None,
     bind = listen or config.listen
     if bind.port == 0:
         raise ValueError("several workers need a fixed port to share (not port 0)")
+    multiproc.prepare(config.data_dir)  # before the fork: the workers' metrics add up
     children: list[int] = []
     for index in range(count):
         pid = os.fork()
@@ -285,6 +287,7 @@ def serve(config: Config, *, listen: HostPort | None = None,
                 break
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 continue
+        multiproc.worker_exited(child)
         worst = max(worst, os.waitstatus_to_exitcode(status) if status else 0)
     return worst
 

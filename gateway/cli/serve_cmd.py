@@ -31,7 +31,8 @@ def _hostport(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--admin-listen", callback=_hostport,
               help="Admin listener for /healthz, /readyz, /metrics, HOST:PORT.")
 @click.option("--workers", type=click.IntRange(1, 64),
-              help="Processes sharing the ports through SO_REUSEPORT.")
+              help="Processes sharing the ports through SO_REUSEPORT; /metrics adds up "
+                   "their counts.")
 @click.pass_obj
 def serve(obj: CliContext, listen: HostPort | None, admin_listen: HostPort | None,
           workers: int | None) -> None:

@@ -43,3 +43,4 @@ class Exchange:
     status: int = 500
     verdict: Verdict = Verdict.ERROR
     reason: Reason = Reason.INTERNAL_ERROR
+    upstream_seconds: float | None = None  # an HTTP forward: sent upstream to response end

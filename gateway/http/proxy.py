@@ -124,7 +124,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
             response = await forward_websocket(request, call, state.pool, runtime.websockets,
                                                facts)
         else:
-            response = await forward_http(request, call, state.pool)
+            upstream_started = time.perf_counter()
+            try:
+                response = await forward_http(request, call, state.pool)
+            finally:
+                out.upstream_seconds = time.perf_counter() - upstream_started
         out.status = response.status
         return response
     except ForwardError as exc:

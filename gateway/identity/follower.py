@@ -80,6 +80,7 @@ class EventFollower:
         self.index = index
         self.sessions = sessions
         self.last_event_id = after_id
+        self.revocations = 0  # certificates this follower saw revoked or suspended
         self._interval = interval
         self._catch_up = max(catch_up, interval)
         self._on_change = on_change
@@ -98,6 +99,13 @@ class EventFollower:
     def healthy(self) -> bool:
         """False while rounds fail (the database is unreachable, or worse)."""
         return not self.health.failing
+
+    def lag(self, now: float | None = None) -> float:
+        """Seconds since a round last read the database (memory is at most this stale)."""
+        now = time.monotonic() if now is None else now
+        health = self.health
+        return now - (health.last_success if health.last_success is not None
+                      else health.started)
 
     @property
     def gaps(self) -> frozenset[int]:
@@ -143,6 +151,8 @@ class EventFollower:
                                                     or cert.status is not CertStatus.ACTIVE):
                     change = ("removed" if cert is None else cert.status.value,
                               cert.user if cert else None)
+                    if cert is not None:
+                        self.revocations += 1
             elif event.kind == "session" and self.sessions is not None:
                 session = await self._store.get_session(event.key)
                 ended = self.sessions.apply(event.key, session)

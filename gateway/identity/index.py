@@ -140,6 +140,12 @@ class CertificateIndex:
         fp = self._by_serial.get(serial)
         return None if fp is None else self._certs[fp].status
 
+    def soonest_expiry(self, now: datetime) -> datetime | None:
+        """The earliest ``not_after`` of the certificates valid now (O(n): for metrics)."""
+        return min((c.not_after for c in self._certs.values()
+                    if c.status is CertStatus.ACTIVE and c.not_before <= now < c.not_after),
+                   default=None)
+
     def apply_user(self, name: str, user: UserRecord | None) -> set[str]:
         """Replace (or remove) one user; returns the fingerprints this affects."""
         if user is None:

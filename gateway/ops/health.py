@@ -1,6 +1,9 @@
 """The admin listener's application: ``/healthz``, ``/readyz``, ``/metrics``, ``/jwks.json``.
 
 Loopback by default; nothing here is ever served on the public listener.
+``/readyz`` is 503 until the listeners are open (and again while draining); it is
+200 with ``status: degraded`` and the reasons (``gateway.ops.readiness``) while
+the node can serve from memory.
 No singletons: the ``Runtime`` is stored under a typed ``AppKey``.
 """
 
@@ -8,6 +11,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.ops.gauges import sample
+from gateway.ops.readiness import degradations
 from gateway.runtime import RUNTIME, Runtime
 
 
@@ -18,26 +23,18 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     follower = runtime.follower
-    audit = runtime.audit
-    degraded: list[dict[str, object]] = []
-    if audit.failing_since is not None:
-        degraded.append({"component": "audit", "reason": audit.last_error,
-                         "since": audit.failing_since.isoformat(),
-                         "spooled_records": audit.spooled,
-                         "refusing_requests": runtime.state.config.audit.on_failure == "deny"})
-    if follower is not None and not follower.healthy:
-        degraded.append({"component": "database",
-                         "reason": "the change feed cannot reach the database; serving "
-                                   "from memory"})
-    for task in runtime.tasks:
-        problem = task.problem()
-        if problem is not None:
-            degraded.append({"component": task.name, "reason": problem,
-                             "since": task.failing_since.isoformat()
-                             if task.failing_since else None,
-                             "meaning": task.while_failing or None})
+    degraded = degradations(runtime)
+    listeners = "listening" if runtime.ready else "starting or draining"
     body = {"ready": runtime.ready, "status": "degraded" if degraded else "ok",
-            "degraded": degraded, "certificates": len(runtime.index),
+            "degraded": degraded,
+            # This listener answers only once config and state are loaded; the public
+            # listener opens last, so ``ready`` waits for it.
+            "parts": {"config": {"state": "loaded", "apps": len(runtime.state.config.apps)},
+                      "state": {"state": "loaded", "certificates": len(runtime.index),
+                                "sessions": len(runtime.sessions),
+                                "last_event_id": follower.last_event_id if follower else None},
+                      "listeners": {"state": listeners}},
+            "certificates": len(runtime.index),
             "database_reachable": bool(follower and follower.healthy)}
     # Not ready until listening; a database outage or a failing audit log does not
     # make the node unready: it keeps serving (or refusing, with a reason) and says so.
@@ -46,11 +43,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    runtime.metrics.websockets.set(len(runtime.websockets))
-    runtime.metrics.audit_failing.set(1 if runtime.audit.failing else 0)
-    runtime.metrics.audit_spooled.set(runtime.audit.spooled)
-    runtime.metrics.db_healthy.set(1 if runtime.follower and runtime.follower.healthy else 0)
-    runtime.metrics.observe_tasks(runtime.tasks)
+    sample(runtime, runtime.expiries)
     return web.Response(body=runtime.metrics.render(),
                         content_type="text/plain", charset="utf-8")
 

@@ -153,7 +153,8 @@ async def test_stop_closes_in_reverse_order(config_path: Path,
                                             stores: dict[str, list[Store]]) -> None:
     runtime = await Runtime.start(load_config(config_path))
     tasks = {t.get_name(): t for t in other_tasks()}
-    assert set(tasks) == {"audit", "follower", "session-activity", "websocket-reauth"}
+    assert set(tasks) == {"audit", "follower", "session-activity", "websocket-reauth",
+                          "metrics-sampler"}
     await runtime.stop()
     assert all(t.done() for t in tasks.values())
     assert stores["closed"] == stores["opened"] == [runtime.store]

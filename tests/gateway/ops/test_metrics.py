@@ -8,8 +8,7 @@ import re
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.ops.metrics import Metrics
-
-ALLOWED_LABELS = {"app", "decision", "status", "le", "result"}
+from tests.gateway.ops.test_health import ALLOWED_LABELS
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -78,3 +77,52 @@ def test_children_cache_overflow_keeps_counting() -> None:
     m.observe("app0", "allow", 200, 0.0)
     assert m.registry.get_sample_value(
         "certgate_requests_total", {"app": "app0", "decision": "allow", "status": "2xx"}) == 2
+
+
+def test_reasons_feed_denials_logins_and_upstream_errors() -> None:
+    m = Metrics()
+    m.observe("wiki", "deny", 403, 0.001, "no-matching-allow-rule")
+    m.observe("wiki", "deny", 403, 0.001, "no-matching-allow-rule")
+    m.observe("secure", "allow", 303, 0.01, "login-succeeded")
+    m.observe("secure", "deny", 401, 0.01, "login-failed")
+    m.observe("secure", "deny", 429, 0.01, "locked-out")
+    m.observe("wiki", "error", 502, 0.2, "upstream-unavailable", upstream_seconds=0.19)
+    m.observe("wiki", "error", 504, 30.0, "upstream-timeout", upstream_seconds=30.0)
+    m.observe("wiki", "allow", 503, 0.05, "allowed", upstream_seconds=0.04)  # the app's 5xx
+    m.observe("wiki", "allow", 200, 0.05, "allowed", upstream_seconds=0.04)
+    got = samples(m)
+    assert got[("certgate_denials_total", (("app", "wiki"),
+                                           ("reason", "no-matching-allow-rule")))] == 2
+    assert got[("certgate_denials_total", (("app", "secure"), ("reason", "login-failed")))] == 1
+    assert {labels: v for (name, labels), v in got.items()
+            if name == "certgate_logins_total"} == {
+        (("result", "succeeded"),): 1, (("result", "failed"),): 1, (("result", "locked_out"),): 1}
+    assert {labels: v for (name, labels), v in got.items()
+            if name == "certgate_upstream_errors_total"} == {
+        (("app", "wiki"), ("kind", "unavailable")): 1, (("app", "wiki"), ("kind", "timeout")): 1,
+        (("app", "wiki"), ("kind", "5xx_response")): 1}
+    assert got[("certgate_upstream_duration_seconds_count", (("app", "wiki"),))] == 4
+    assert got[("certgate_request_duration_seconds_count", (("app", "wiki"),))] == 6
+
+
+def test_node_wide_events_are_counted_by_the_primary_worker_only() -> None:
+    primary, other = Metrics(), Metrics(primary=False)
+    for m in (primary, other):  # every worker reloads on SIGHUP and applies each revocation
+        m.reloaded("applied")
+        m.revoked(2)
+    assert primary.registry.get_sample_value("certgate_revocations_applied_total") == 2
+    assert other.registry.get_sample_value("certgate_revocations_applied_total") == 0
+    assert primary.registry.get_sample_value("certgate_config_reloads_total",
+                                             {"result": "applied"}) == 1
+    assert other.registry.get_sample_value("certgate_config_reloads_total",
+                                           {"result": "applied"}) is None
+
+
+def test_the_policy_hash_in_force_is_the_only_one_at_1() -> None:
+    m = Metrics()
+    m.policy_loaded("aaaa")
+    m.policy_loaded("aaaa")
+    m.policy_loaded("bbbb")
+    got = samples(m)
+    assert got[("certgate_policy_info", (("hash", "aaaa"),))] == 0
+    assert got[("certgate_policy_info", (("hash", "bbbb"),))] == 1
