@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import hashlib
 import importlib.metadata
 import logging
 import secrets
@@ -71,6 +72,7 @@ class State:
     pool: UpstreamPool
     signer: AssertionSigner
     tls_context: ssl.SSLContext  # what new handshakes on the public listener use
+    audit_query_apps: frozenset[str] = frozenset()  # apps whose records keep the query
 
 
 def build_state(config: Config) -> State:
@@ -79,7 +81,8 @@ def build_state(config: Config) -> State:
     router = Router(config.apps)
     signer = AssertionSigner.from_file(config.assertion.key, issuer=config.assertion.issuer,
                                        ttl=config.assertion.ttl)
-    return State(config, router, config.policy_set, UpstreamPool(router), signer, tls_context)
+    return State(config, router, config.policy_set, UpstreamPool(router), signer, tls_context,
+                 frozenset(app.name for app in config.apps if app.audit_query))
 
 
 # Read once at start (listeners, store, audit writer, logging, the CRL re-signer and
@@ -134,7 +137,33 @@ def lifecycle_record(type_: str, config: Config, node: str, at: datetime) -> Aud
     return AuditRecord.event(
         type_, at, reference=secrets.token_hex(6), reason=type_.split(".")[1],
         actor=_os_user(), detail={"node": node, "version": _version(), "config": str(config.file),
-                                  "apps": len(config.apps)})
+                                  "apps": len(config.apps),
+                                  # the policy it starts with (at stop the file may differ)
+                                  **({"sha256": policy_digest(config.file)}
+                                     if type_ == "gateway.start" else {})})
+
+
+def policy_digest(path: Path) -> str | None:
+    """SHA-256 of the config file (the apps and their policies live in it); None when
+    it can't be read (the reload is refused for that reason anyway)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def reload_record(at: datetime, path: Path, digest: str | None, config: Config | None,
+                  error: Exception | None) -> AuditRecord:
+    """``policy.reload``: applied (how many apps) or refused (the first line of why)."""
+    detail: dict[str, object] = {"file": str(path), "sha256": digest}
+    if config is not None:
+        detail["apps"] = len(config.apps)
+    if error is not None:
+        detail["error"] = (str(error).strip().splitlines() or [type(error).__name__])[0][:500]
+    return AuditRecord.event("policy.reload", at, reference=secrets.token_hex(6),
+                             reason="applied" if error is None else "refused",
+                             decision="allow" if error is None else "deny",
+                             detail=detail)  # the actor sent a signal: unknown here
 
 
 def _os_user() -> str | None:
@@ -310,7 +339,9 @@ class Runtime:
         """Build a whole new State from the file; keep the old one if anything is wrong.
 
         New TLS handshakes use the new state's server context (see ``ServerTls``).
+        Applied or refused, a ``policy.reload`` record names the SHA-256 of the file.
         """
+        digest = policy_digest(config_path)
         try:
             config = load_config(config_path)
             if keys := restart_keys(self.state.config, config):
@@ -320,7 +351,9 @@ class Runtime:
         except Exception as exc:
             self.metrics.reloads.labels("refused").inc()
             self.log.error("config reload REFUSED, still serving the previous config:\n%s", exc)
+            self.audit.emit(reload_record(self.clock(), config_path, digest, None, exc))
             return False
+        self.audit.emit(reload_record(self.clock(), config_path, digest, config, None))
         old, self.state = self.state, new_state
         if self.tls is not None:
             self.tls.use(new_state.tls_context, config.tls)
@@ -333,17 +366,27 @@ class Runtime:
         return True
 
     def record(self, exchange: Exchange, seconds: float) -> None:
-        """One audit record and the metrics for a finished request; O(1), never awaits."""
+        """One audit record and the metrics for a finished request; O(1), never awaits.
+        The query string is kept only for apps with ``audit_query``, else marked
+        ``?[redacted]``; a forwarded request adds its bytes and upstream time."""
         identity = exchange.identity
+        path = exchange.path
+        if exchange.query:
+            path += ("?" + exchange.query[:2048]
+                     if exchange.app in self.state.audit_query_apps else "?[redacted]")
         self.audit.emit(AuditRecord(
             reference=exchange.reference, at=exchange.at, decision=exchange.verdict,
             reason=exchange.reason, rule=exchange.rule, app=exchange.app,
             user=identity.user if identity else None,
             serial=identity.serial_hex if identity else None, fingerprint=exchange.fingerprint,
-            method=exchange.method, host=exchange.host[:255], path=exchange.path,
+            method=exchange.method, host=exchange.host[:255], path=path,
             source_ip=exchange.source_ip, status=exchange.status,
             duration_ms=round(seconds * 1000, 3),
-            type=RECORD_TYPES.get(exchange.reason, "access")))
+            type=RECORD_TYPES.get(exchange.reason, "access"),
+            factors=exchange.factors or ("cert" if identity else None),
+            detail=None if exchange.upstream_ms is None else {
+                "bytes_in": exchange.bytes_in, "bytes_out": exchange.bytes_out,
+                "upstream_ms": exchange.upstream_ms}))
         self.metrics.observe(exchange.app, exchange.verdict, exchange.status, seconds)
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ from gateway.audit.keys import load_audit_public_key
 from gateway.audit.verify import NodeResult
 from gateway.cli.common import CliContext, echo_json, now, run, warn
 from gateway.manage.audit import Verification, parse_since, verify_audit
+from gateway.manage.trail import AuditTrailError, os_actor, record_admin_event
 
 _EPILOG = """\b
 EXAMPLES
@@ -22,7 +23,12 @@ EXAMPLES
 EXIT CODES
   0  every node's chain and every checkpoint verify
   1  a record was edited, removed, inserted or reordered, the tail was cut, a
-     checkpoint does not verify, or the check could not run (the reason is printed)
+     checkpoint does not verify, the check could not run, or its own audit.read
+     record could not be written (the reason is printed)
+
+
+Every run is itself recorded (type audit.read, with the OS user and the scope) on
+the admin chain <node>.cli.
 """
 
 
@@ -60,12 +66,22 @@ def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path |
              "a cut tail can't be detected (pass --public-key)")
     checkpoints = checkpoint_file or config.audit.checkpoints
 
-    async def go() -> Verification:
+    async def go() -> tuple[Verification, str | None]:
         async with obj.store() as store:
-            return await verify_audit(store, public_key=key, checkpoint_file=checkpoints,
-                                      since=moment)
+            result = await verify_audit(store, public_key=key, checkpoint_file=checkpoints,
+                                        since=moment)
+            try:  # who read the trail, with what scope: recorded after the check
+                await record_admin_event(
+                    store, config, type="audit.read", actor=os_actor(), reason="verify",
+                    detail={"command": "verify", "since": moment.isoformat() if moment else None,
+                            "public_key": str(key_path) if key else None,
+                            "checkpoint_file": str(checkpoints), "ok": result.ok,
+                            "nodes": len(result.nodes)})
+            except AuditTrailError as exc:
+                return result, str(exc)
+            return result, None
 
-    result = run(go)
+    result, unrecorded = run(go)
     if as_json:
         echo_json({"ok": result.ok, "since": moment.isoformat() if moment else None,
                    "public_key": str(key_path) if key else None,
@@ -73,7 +89,9 @@ def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path |
                    "nodes": [node.to_json() for node in result.nodes]})
     else:
         _print(result, key is not None)
-    if not result.ok:
+    if unrecorded is not None:
+        click.echo(f"certgate: the check ran, but {unrecorded}", err=True)
+    if not result.ok or unrecorded is not None:
         raise click.exceptions.Exit(1)
 
 

@@ -23,6 +23,7 @@ from gateway.manage.ca import CaLoader, load_online_ca
 from pki.keys import read_secret_line
 
 if TYPE_CHECKING:
+    from gateway.manage.trail import AdminTrail
     from gateway.store.store import Store
 
 T = TypeVar("T")
@@ -38,6 +39,9 @@ class CliContext:
 
     config_path: Path
     _config: Config | None = field(default=None, repr=False)
+    # Admin changes made whose audit record could not be written: reported (exit 1)
+    # once the command has printed what it did (``main``'s result callback).
+    unrecorded: list[str] = field(default_factory=list)
 
     @property
     def config(self) -> Config:
@@ -60,6 +64,26 @@ class CliContext:
             yield store
         finally:
             await store.close()
+
+    @asynccontextmanager
+    async def admin(self) -> AsyncIterator[tuple[Store, AdminTrail]]:
+        """The store and the audit trail of this invocation's admin changes (actor:
+        the OS user). At the end the trail signs its checkpoint; a record that could
+        not be written is kept in ``unrecorded`` and fails the command after its output."""
+        from gateway.manage.trail import AdminTrail, os_actor
+
+        async with self.store() as store:
+            trail = AdminTrail(store, self.config, os_actor(), keep_going=True)
+            try:
+                yield store, trail
+            finally:
+                await trail.close()
+                self.unrecorded.extend(trail.problems)
+
+    def check_recorded(self) -> None:
+        """Refuse (exit 1) when a change this invocation made went unrecorded."""
+        if self.unrecorded:
+            raise CliError("the change was made, but " + "; ".join(self.unrecorded))
 
 
 def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
