@@ -170,7 +170,7 @@ def test_racing_cli_processes_keep_one_chain(cg: Certgate) -> None:
     set_node(cg, "gw1")
     cg.ok("user", "add", "alice")
     argv = [sys.executable, "-m", "gateway.cli.main", "--config", str(cg.config)]
-    procs = [subprocess.Popen([*argv, "user", "groups", "set", "alice", f"g{n}"],  # noqa: S603
+    procs = [subprocess.Popen([*argv, "user", "groups", "set", "alice", f"g{n}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for n in range(3)]
     for proc in procs:
