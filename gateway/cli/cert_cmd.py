@@ -177,6 +177,17 @@ def issue_server(obj: CliContext, names: tuple[str, ...], out: Path, key_out: Pa
     made = servers.issue_server_certificate(
         ca_loader(obj.config), names, out=out, key_out=key_out or servers.key_path_for(out),
         key_type=key_type, days=days, now=now())  # type: ignore[arg-type]
+
+    async def record() -> None:
+        async with obj.admin() as (_, trail):
+            await trail.record("cert.issue", "issued", serial=serial_hex(made.serial), detail={
+                "kind": "server", "names": list(made.names),
+                "not_after": made.not_after.isoformat()})
+
+    try:
+        run(record)
+    except Exception as exc:  # the database is away: the files stand, say it after them
+        obj.unrecorded.append(f"the audit record cert.issue could not be written: {exc}")
     click.echo(f"issued server certificate {serial_hex(made.serial)} for {', '.join(made.names)}, "
                f"valid until {made.not_after:%Y-%m-%d}")
     click.echo(f"  certificate: {made.cert_path}")

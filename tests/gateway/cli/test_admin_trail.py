@@ -100,6 +100,7 @@ def test_every_admin_change_is_recorded_with_its_actor(cg: Certgate, tmp_path: P
     assert "nothing to do" in cg.ok("user", "unlock", "alice").out  # no change: no record
     cg.ok("session", "kill", "--user", "alice")
     cg.ok("user", "totp-reset", "alice")
+    cg.ok("cert", "issue-server", "wiki.example.test", "--out", str(tmp_path / "srv.pem"))
     cg.ok("audit", "verify")
 
     rows = cli_rows(cg)
@@ -127,6 +128,9 @@ def test_every_admin_change_is_recorded_with_its_actor(cg: Certgate, tmp_path: P
     assert by_type["cert.issue"][2]["serial"] == csr_serial
     assert json.loads(by_type["cert.issue"][2]["detail"])["key_source"] == "csr"
     assert by_type["cert.suspend"][0]["serial"] == serial
+    server = by_type["cert.issue"][3]
+    assert server["user"] is None and json.loads(server["detail"])["names"] == [
+        "wiki.example.test"]
     renew = by_type["cert.renew"][0]
     assert renew["serial"] == renewed["serial"]
     assert json.loads(renew["detail"])["replaces"] == serial
