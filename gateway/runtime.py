@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
-import hashlib
-import importlib.metadata
 import logging
-import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -34,6 +30,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.events import lifecycle_record, policy_digest, reload_record
 from gateway.audit.keys import load_audit_key
 from gateway.audit.sinks import DatabaseSink
 from gateway.audit.writer import AuditRecord, AuditWriter
@@ -130,54 +127,6 @@ RECORD_TYPES: dict[str, str] = {
     Reason.LOCKED_OUT: "login", Reason.LOGGED_OUT: "session.end",
     Reason.ENROLLED: "enrollment", Reason.ENROLL_FAILED: "enrollment",
     Reason.HANDOFF_ACCEPTED: "session.start"}
-
-
-def lifecycle_record(type_: str, config: Config, node: str, at: datetime) -> AuditRecord:
-    """``gateway.start`` / ``gateway.stop``: which node, which version, which OS user."""
-    return AuditRecord.event(
-        type_, at, reference=secrets.token_hex(6), reason=type_.split(".")[1],
-        actor=_os_user(), detail={"node": node, "version": _version(), "config": str(config.file),
-                                  "apps": len(config.apps),
-                                  # the policy it starts with (at stop the file may differ)
-                                  **({"sha256": policy_digest(config.file)}
-                                     if type_ == "gateway.start" else {})})
-
-
-def policy_digest(path: Path) -> str | None:
-    """SHA-256 of the config file (the apps and their policies live in it); None when
-    it can't be read (the reload is refused for that reason anyway)."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def reload_record(at: datetime, path: Path, digest: str | None, config: Config | None,
-                  error: Exception | None) -> AuditRecord:
-    """``policy.reload``: applied (how many apps) or refused (the first line of why)."""
-    detail: dict[str, object] = {"file": str(path), "sha256": digest}
-    if config is not None:
-        detail["apps"] = len(config.apps)
-    if error is not None:
-        detail["error"] = (str(error).strip().splitlines() or [type(error).__name__])[0][:500]
-    return AuditRecord.event("policy.reload", at, reference=secrets.token_hex(6),
-                             reason="applied" if error is None else "refused",
-                             decision="allow" if error is None else "deny",
-                             detail=detail)  # the actor sent a signal: unknown here
-
-
-def _os_user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        return None
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("certgate")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def build_audit_writer(config: Config, store: Store, worker: int = 0) -> AuditWriter:

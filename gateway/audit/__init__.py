@@ -12,6 +12,9 @@
 - ``keys``         the Ed25519 audit key pair (``audit.key`` 0600, ``audit.pub``)
 - ``verify``       checking one node's chain and checkpoints, record by record (pure)
 - ``destination``  the load-time check that a file destination can be written at all
+- ``direct``       chaining records straight into the table, for a process without a
+                   writer (the CLI's admin changes, on ``<node>.cli``)
+- ``events``       the records a gateway writes about itself: start, stop, reload
 
 Emitting a record never blocks and never raises into the request; the writer
 owns numbering, hashing and ordering. Nothing here runs a query itself except

@@ -22,7 +22,6 @@ the helpers below take records, not secrets. Never prints or exits.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import secrets
@@ -32,6 +31,7 @@ from typing import Any
 
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.direct import DirectChain, cli_node
+from gateway.audit.events import os_user
 from gateway.audit.keys import load_audit_key
 from gateway.audit.record import AuditRecord
 from gateway.config import Config
@@ -51,10 +51,7 @@ class AuditTrailError(ManageError):
 def os_actor() -> str | None:
     """The OS user running this process, with the person behind ``sudo`` when there
     is one (``root (sudo: alice)``); None when the uid has no name (a container)."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = None
+    name = os_user()
     sudo = os.environ.get("SUDO_USER")
     if sudo and sudo != name:
         return f"{name or os.getuid()} (sudo: {sudo})"

@@ -70,7 +70,7 @@ async def test_a_record_that_fails_is_never_silent(store: Store, own_config: Con
 
 def test_the_actor_names_the_person_behind_sudo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUDO_USER", "alice")
-    monkeypatch.setattr("getpass.getuser", lambda: "root")
+    monkeypatch.setattr("gateway.manage.trail.os_user", lambda: "root")
     assert os_actor() == "root (sudo: alice)"
     monkeypatch.delenv("SUDO_USER")
     assert os_actor() == "root"
