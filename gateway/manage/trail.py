@@ -113,16 +113,20 @@ class AdminTrail:
 
     async def close(self) -> None:
         """Sign a checkpoint of the chain's head when this trail wrote anything and the
-        audit key can be read (an admin without access to it leaves that to verify's
-        next checkpoint); a checkpoint that fails is a warning: the records stand."""
+        audit key can be read (else the next command that can read it covers these
+        records too): into the table, and into the checkpoint file when it exists. A
+        checkpoint that fails is a warning: the records stand."""
         if not self.written:
             return
         path = self._config.audit.key
         if not os.access(path, os.R_OK):
             return
+        # Into the file only when the gateway already made it: created here by root,
+        # it would be root's, and the gateway (its own user) could no longer append.
+        file = self._config.audit.checkpoints
         try:
-            checkpointer = Checkpointer(load_audit_key(path), path=self._config.audit.checkpoints,
-                                        database=self._store)
+            checkpointer = Checkpointer(load_audit_key(path), database=self._store,
+                                        path=file if file.exists() else None)
             await self._chain.checkpoint(checkpointer, _now())
         except Exception as exc:  # the key, the file, the table: the records stand
             log.warning("no checkpoint of the audit chain %s: %s", self.node, _cause(exc))

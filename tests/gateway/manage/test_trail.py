@@ -21,8 +21,10 @@ from tests.gateway.audit.helpers import FlakyDatabase, stored
 
 @pytest.fixture
 def own_config(config: Config, tmp_path: Path) -> Config:
-    """The session's config with a checkpoint file of this test's own."""
+    """The session's config with a checkpoint file of this test's own, made (empty) as
+    the gateway makes it at its first checkpoint."""
     audit = config.audit.model_copy(update={"checkpoints": tmp_path / "checkpoints.jsonl"})
+    audit.checkpoints.touch(mode=0o600)
     return config.model_copy(update={"audit": audit})
 
 
@@ -42,6 +44,16 @@ async def test_one_event_is_recorded_and_checkpointed(store: Store, own_config: 
     result = await verify_audit(store, public_key=load_audit_public_key(
         own_config.audit.public_key), checkpoint_file=own_config.audit.checkpoints)
     assert result.ok and result.nodes[0].checkpoints == 1  # one, in the table and the file
+
+
+async def test_a_checkpoint_file_the_gateway_never_made_is_not_created(
+        store: Store, own_config: Config) -> None:
+    """Created by the CLI (run as root, say), the gateway could not append to it."""
+    own_config.audit.checkpoints.unlink()
+    await record_admin_event(store, own_config, type="audit.read", actor="root",
+                             reason="verify")
+    assert not own_config.audit.checkpoints.exists()
+    assert len(await store.audit_checkpoints(f"{own_config.node}.cli")) == 1  # the table's
 
 
 async def test_records_of_one_trail_share_a_reference(store: Store, own_config: Config) -> None:
