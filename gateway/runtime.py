@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
-import importlib.metadata
 import logging
-import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -33,6 +30,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.events import lifecycle_record, policy_digest, reload_record
 from gateway.audit.keys import load_audit_key
 from gateway.audit.sinks import DatabaseSink
 from gateway.audit.writer import AuditRecord, AuditWriter
@@ -74,6 +72,7 @@ class State:
     pool: UpstreamPool
     signer: AssertionSigner
     tls_context: ssl.SSLContext  # what new handshakes on the public listener use
+    audit_query_apps: frozenset[str] = frozenset()  # apps whose records keep the query
 
 
 def build_state(config: Config) -> State:
@@ -82,7 +81,8 @@ def build_state(config: Config) -> State:
     router = Router(config.apps)
     signer = AssertionSigner.from_file(config.assertion.key, issuer=config.assertion.issuer,
                                        ttl=config.assertion.ttl)
-    return State(config, router, config.policy_set, UpstreamPool(router), signer, tls_context)
+    return State(config, router, config.policy_set, UpstreamPool(router), signer, tls_context,
+                 frozenset(app.name for app in config.apps if app.audit_query))
 
 
 # Read once at start (listeners, store, audit writer, logging, the CRL re-signer and
@@ -130,28 +130,6 @@ RECORD_TYPES: dict[str, str] = {
     Reason.LOCKED_OUT: "login", Reason.LOGGED_OUT: "session.end",
     Reason.ENROLLED: "enrollment", Reason.ENROLL_FAILED: "enrollment",
     Reason.HANDOFF_ACCEPTED: "session.start"}
-
-
-def lifecycle_record(type_: str, config: Config, node: str, at: datetime) -> AuditRecord:
-    """``gateway.start`` / ``gateway.stop``: which node, which version, which OS user."""
-    return AuditRecord.event(
-        type_, at, reference=secrets.token_hex(6), reason=type_.split(".")[1],
-        actor=_os_user(), detail={"node": node, "version": _version(), "config": str(config.file),
-                                  "apps": len(config.apps)})
-
-
-def _os_user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        return None
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("certgate")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def build_audit_writer(config: Config, store: Store, worker: int = 0) -> AuditWriter:
@@ -338,7 +316,9 @@ class Runtime:
         """Build a whole new State from the file; keep the old one if anything is wrong.
 
         New TLS handshakes use the new state's server context (see ``ServerTls``).
+        Applied or refused, a ``policy.reload`` record names the SHA-256 of the file.
         """
+        digest = policy_digest(config_path)
         try:
             config = load_config(config_path)
             if keys := restart_keys(self.state.config, config):
@@ -348,7 +328,9 @@ class Runtime:
         except Exception as exc:
             self.metrics.reloaded("refused")
             self.log.error("config reload REFUSED, still serving the previous config:\n%s", exc)
+            self.audit.emit(reload_record(self.clock(), config_path, digest, None, exc))
             return False
+        self.audit.emit(reload_record(self.clock(), config_path, digest, config, None))
         old, self.state = self.state, new_state
         if self.tls is not None:
             self.tls.use(new_state.tls_context, config.tls)
@@ -368,17 +350,27 @@ class Runtime:
             self.tls.use(context, tls)
 
     def record(self, exchange: Exchange, seconds: float) -> None:
-        """One audit record and the metrics for a finished request; O(1), never awaits."""
+        """One audit record and the metrics for a finished request; O(1), never awaits.
+        The query string is kept only for apps with ``audit_query``, else marked
+        ``?[redacted]``; a forwarded request adds its bytes and upstream time."""
         identity = exchange.identity
+        path = exchange.path
+        if exchange.query:
+            path += ("?" + exchange.query[:2048]
+                     if exchange.app in self.state.audit_query_apps else "?[redacted]")
         self.audit.emit(AuditRecord(
             reference=exchange.reference, at=exchange.at, decision=exchange.verdict,
             reason=exchange.reason, rule=exchange.rule, app=exchange.app,
             user=identity.user if identity else None,
             serial=identity.serial_hex if identity else None, fingerprint=exchange.fingerprint,
-            method=exchange.method, host=exchange.host[:255], path=exchange.path,
+            method=exchange.method, host=exchange.host[:255], path=path,
             source_ip=exchange.source_ip, status=exchange.status,
             duration_ms=round(seconds * 1000, 3),
-            type=RECORD_TYPES.get(exchange.reason, "access")))
+            type=RECORD_TYPES.get(exchange.reason, "access"),
+            factors=exchange.factors or ("cert" if identity else None),
+            detail=None if exchange.upstream_ms is None else {
+                "bytes_in": exchange.bytes_in, "bytes_out": exchange.bytes_out,
+                "upstream_ms": exchange.upstream_ms}))
         self.metrics.observe(exchange.app, exchange.verdict, exchange.status, seconds,
                              exchange.reason, exchange.upstream_seconds)
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import ssl
 import sys
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from cryptography import x509
 
+from gateway.audit.record import AuditRecord
 from gateway.config import Config, HostPort
 from gateway.config.front import ProxyProtocolConfig
 from gateway.http.app import create_public_app
@@ -77,8 +79,13 @@ async def _keep_crl_fresh(runtime: Runtime, config: Config) -> None:
         if latest is None or now >= latest[1] + (latest[2] - latest[1]) / 2:
             crl = await publish_crl(runtime.store, ca, validity=config.pki.crl_validity,
                                     now=now)
-            log.info("re-signed the CRL (number %s)",
-                     crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+            log.info("re-signed the CRL (number %s)", number)
+            runtime.audit.emit(AuditRecord.event(
+                "crl.sign", now, reference=secrets.token_hex(6), reason="re-signed",
+                detail={"crl_number": number, "by": "re-signer",
+                        "next_update": crl.next_update_utc.isoformat()
+                        if crl.next_update_utc else None}))
             return 1.0
         wait = (latest[1] + (latest[2] - latest[1]) / 2 - now).total_seconds()
         return min(max(wait, 1.0), 3600.0)

@@ -15,6 +15,9 @@
 - ``query``        ``AuditQuery``: the filters of ``audit search`` in stored form
 - ``bundle``       the export bundle's format: JSON lines, the CSV cells (pure)
 - ``bundle_check`` checking a bundle offline with ``NodeVerifier`` and the public key
+- ``direct``       chaining records straight into the table, for a process without a
+                   writer (the CLI's admin changes, on ``<node>.cli``)
+- ``events``       the records a gateway writes about itself: start, stop, reload
 
 Emitting a record never blocks and never raises into the request; the writer
 owns numbering, hashing and ordering. Nothing here runs a query itself except

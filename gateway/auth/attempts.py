@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
+from gateway.audit.record import AuditRecord
 from gateway.auth.lockout import Failures, LockoutRule, after_failure
 from gateway.identity.index import Identity
 from gateway.store.records import FailureRecord
@@ -83,6 +84,17 @@ async def give_back(runtime: Runtime, identity: Identity, now: datetime) -> None
     await runtime.store.add_failure(failure_subjects(identity), now, one_less)
 
 
-def note_lock(runtime: Runtime, identity: Identity, locked_until: datetime) -> None:
+def note_lock(runtime: Runtime, identity: Identity, locked_until: datetime, *,
+              reference: str, source_ip: str | None, now: datetime) -> None:
+    """This attempt locked sign-in: a warning in the log and a ``lockout`` audit record
+    (the request's own record follows with the same reference)."""
     runtime.log.warning("sign-in locked for user %s until %s", identity.user,
                         locked_until.isoformat())
+    rule = rule_of(runtime)
+    runtime.audit.emit(AuditRecord(
+        reference=reference, at=now, decision="deny", reason="locked", rule=None, app=None,
+        user=identity.user, serial=identity.serial_hex, fingerprint=identity.fingerprint,
+        method=None, host=None, path=None, source_ip=source_ip, status=None,
+        duration_ms=None, type="lockout", factors="cert",
+        detail={"locked_until": locked_until.isoformat(), "max_failures": rule.max_failures,
+                "window_s": rule.window.total_seconds()}))

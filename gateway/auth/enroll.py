@@ -175,7 +175,8 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
     if not token:  # Step 1: the password; a right one opens the enrollment page.
         if not await check_password(runtime, identity, str(form.get("password", ""))):
             if attempt.locked_until is not None:
-                note_lock(runtime, identity, attempt.locked_until)
+                note_lock(runtime, identity, attempt.locked_until, reference=reference,
+                          source_ip=request.remote, now=now)
                 return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
             return again(401, Reason.LOGIN_FAILED, "The password is not right. "
                          "Check it and try again.")
@@ -197,7 +198,8 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
     step = accepted_step(secret, str(form.get("code", "")), now=now, after_step=totp.last_step)
     if step is None:
         if attempt.locked_until is not None:
-            note_lock(runtime, identity, attempt.locked_until)
+            note_lock(runtime, identity, attempt.locked_until, reference=reference,
+                      source_ip=request.remote, now=now)
             return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
         # The same token again: the ten minutes run from the password, not the last try.
         return Answer(_enroll_page(
@@ -218,4 +220,4 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
                          site=request.url.host, codes=codes, next=next_path,
                          helpdesk=runtime.state.config.auth.helpdesk, reference=reference)
     await start_session(request, runtime, identity, ("mtls", "pwd", "otp"), now, response)
-    return Answer(response, Reason.ENROLLED, True)
+    return Answer(response, Reason.ENROLLED, True, "cert,totp")

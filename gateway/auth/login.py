@@ -42,6 +42,7 @@ from gateway.auth.secretbox import SecretBox, SecretBoxError
 from gateway.auth.sessions import COOKIE, cookie_value, new_session_secret
 from gateway.auth.totp import PENDING, accepted_step, normalise_code, secret_context
 from gateway.http.admit import host_from_header
+from gateway.http.exchange import factors_label
 from gateway.http.pages import html_page, json_page, refusal, wants_json
 from gateway.identity.index import Identity
 from gateway.store.errors import StoreError
@@ -62,6 +63,7 @@ class Answer(NamedTuple):
     response: web.Response
     reason: Reason
     allowed: bool
+    factors: str | None = None  # what this request passed, when more than the certificate
 
 
 def safe_next(value: str | None) -> str:
@@ -184,7 +186,8 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
                                   str(form.get("code", "")), now)
     if factor is None:
         if attempt.locked_until is not None:
-            note_lock(runtime, identity, attempt.locked_until)
+            note_lock(runtime, identity, attempt.locked_until, reference=reference,
+                      source_ip=request.remote, now=now)
             return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
         return again(401, Reason.LOGIN_FAILED, "The password or the code is not right. "
                      "Check both and try again.")
@@ -192,8 +195,9 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
     await runtime.store.clear_failures(subjects)
     response = web.Response(status=303, headers={"Location": next_path,
                                                  "Cache-Control": "no-store"})
-    await start_session(request, runtime, identity, ("mtls", "pwd", factor), now, response)
-    return Answer(response, Reason.LOGIN_SUCCEEDED, True)
+    factors = ("mtls", "pwd", factor)
+    await start_session(request, runtime, identity, factors, now, response)
+    return Answer(response, Reason.LOGIN_SUCCEEDED, True, factors_label(factors))
 
 
 async def start_session(request: web.Request, runtime: Runtime, identity: Identity,

@@ -17,12 +17,21 @@ from gateway.audit.report import ReportData, render_report
 from gateway.audit.verify import NodeResult
 from gateway.cli.audit_export_cmd import export
 from gateway.cli.audit_search_cmd import search
-from gateway.cli.common import CliContext, CliError, echo_json, now, run, warn
+from gateway.cli.common import (
+    CliContext,
+    CliError,
+    echo_json,
+    exit_if_unrecorded,
+    now,
+    run,
+    warn,
+)
 from gateway.config import Config
 from gateway.manage.audit import Verification, parse_since, verify_audit
 from gateway.manage.audit_export import verify_bundle
 from gateway.manage.errors import ManageError
 from gateway.manage.report import gather_report, write_report
+from gateway.manage.trail import AuditTrailError, os_actor, record_admin_event, record_read
 
 _EPILOG = """\b
 EXAMPLES
@@ -37,9 +46,12 @@ EXAMPLES
 EXIT CODES
   0  every node's chain and every checkpoint verify
   1  a record was edited, removed, inserted or reordered, the tail was cut, a
-     checkpoint does not verify, a bundle was changed, or the check could not run
-     (the reason is printed)
+     checkpoint does not verify, a bundle was changed, the check could not run, or
+     its own audit.read record could not be written (the reason is printed)
   2  a usage error (such as --bundle without --public-key)
+
+Every run is itself recorded (type audit.read, with the OS user and the scope) on
+the admin chain <node>.cli.
 """
 
 
@@ -115,12 +127,22 @@ def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path |
     key, key_path = _public_key(config, public_key, as_json)
     checkpoints = checkpoint_file or config.audit.checkpoints
 
-    async def go() -> Verification:
+    async def go() -> tuple[Verification, str | None]:
         async with obj.store() as store:
-            return await verify_audit(store, public_key=key, checkpoint_file=checkpoints,
-                                      since=moment)
+            result = await verify_audit(store, public_key=key, checkpoint_file=checkpoints,
+                                        since=moment)
+            try:  # who read the trail, with what scope: recorded after the check
+                await record_admin_event(
+                    store, config, type="audit.read", actor=os_actor(), reason="verify",
+                    detail={"command": "verify", "since": moment.isoformat() if moment else None,
+                            "public_key": str(key_path) if key else None,
+                            "checkpoint_file": str(checkpoints), "ok": result.ok,
+                            "nodes": len(result.nodes)})
+            except AuditTrailError as exc:
+                return result, str(exc)
+            return result, None
 
-    result = run(go)
+    result, unrecorded = run(go)
     if as_json:
         echo_json({"ok": result.ok, "since": moment.isoformat() if moment else None,
                    "public_key": str(key_path) if key else None,
@@ -128,7 +150,9 @@ def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path |
                    "nodes": [node.to_json() for node in result.nodes]})
     else:
         _print(result, key is not None)
-    if not result.ok:
+    if unrecorded is not None:
+        click.echo(f"certgate: the check ran, but {unrecorded}", err=True)
+    if not result.ok or unrecorded is not None:
         raise click.exceptions.Exit(1)
 
 
@@ -168,20 +192,25 @@ def report(obj: CliContext, since: str, until: str | None, out: Path, force: boo
         raise CliError(f"{out} already exists; pass --force to replace it")
     key, key_path = _public_key(config, public_key, False)
 
-    async def go() -> ReportData:
+    async def go() -> tuple[ReportData, str | None]:
         async with obj.store() as store:
-            return await gather_report(store, config, since=start, until=end, now=moment,
-                                       generated_by=_who(), public_key=key,
-                                       public_key_path=key_path,
-                                       checkpoint_file=checkpoint_file or config.audit.checkpoints)
+            gathered = await gather_report(
+                store, config, since=start, until=end, now=moment, generated_by=_who(),
+                public_key=key, public_key_path=key_path,
+                checkpoint_file=checkpoint_file or config.audit.checkpoints)
+            return gathered, await record_read(
+                store, config, "report",
+                {"since": start.isoformat(), "until": end.isoformat(), "out": str(out),
+                 "verified": gathered.verdict.state})
 
-    data = run(go)
+    data, unrecorded = run(go)
     write_report(out, render_report(data), force=force)
     state = data.verdict.state
     verdict = {"ok": "the audit log verifies", "failed": "the audit log does NOT verify",
                "unsigned": "the audit log links up, signatures not checked (no public key)",
                "empty": "the audit log is empty"}[state]
     click.echo(f"wrote {out}: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; {verdict}")
+    exit_if_unrecorded(unrecorded)
     if state == "failed":
         raise click.exceptions.Exit(1)
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.common import CliContext, echo_json, now, run
+from gateway.cli.common import CliContext, echo_json, exit_if_unrecorded, now, run
 from gateway.manage.audit import parse_since
 from gateway.manage.audit_export import Export, Format, export_audit
 from gateway.manage.errors import ManageError
+from gateway.manage.trail import record_read
 
 _EPILOG = """\b
 EXAMPLES
@@ -53,19 +54,25 @@ def export(obj: CliContext, fmt: Format, since: str | None, until: str | None, o
         raise ManageError("--until is not after --since: nothing to export")
     config = obj.config
 
-    async def go() -> Export:
+    async def go() -> tuple[Export, str | None]:
         async with obj.store() as store:
-            return await export_audit(store, out=out, fmt=fmt, since=start, until=end,
+            done = await export_audit(store, out=out, fmt=fmt, since=start, until=end,
                                       checkpoint_file=config.audit.checkpoints, now=moment,
                                       force=force)
+            return done, await record_read(
+                store, config, "export",
+                {"format": fmt, "since": since, "until": until, "out": str(out),
+                 "records": done.records})
 
-    result = run(go)
+    result, unrecorded = run(go)
     if as_json:
         echo_json({"files": [str(f) for f in result.files], "records": result.records,
                    "checkpoints": result.checkpoints, "nodes": result.nodes})
+        exit_if_unrecorded(unrecorded)
         return
     for node in result.nodes:
         click.echo(f"node {node['node']}: seq {node['first_seq']}-{node['last_seq']}")
     files = " and ".join(map(str, result.files))
     click.echo(f"exported {result.records} record(s) of {len(result.nodes)} node(s) and "
                f"{result.checkpoints} signed checkpoint(s) to {files}")
+    exit_if_unrecorded(unrecorded)

@@ -11,8 +11,17 @@ from typing import Any
 import click
 
 from gateway.audit.query import DECISIONS, MAX_LIMIT
-from gateway.cli.common import CliContext, echo_json, echo_table, now, run, warn
+from gateway.cli.common import (
+    CliContext,
+    echo_json,
+    echo_table,
+    exit_if_unrecorded,
+    now,
+    run,
+    warn,
+)
 from gateway.manage.audit_search import SearchResult, build_query, search_audit
+from gateway.manage.trail import record_read
 
 _EPILOG = """\b
 EXAMPLES
@@ -79,11 +88,19 @@ def search(obj: CliContext, user: str | None, app: str | None, decision: str | N
                         cert=cert, ref=ref, since=since, until=until, limit=limit,
                         oldest_first=oldest_first)
 
-    async def go() -> SearchResult:
-        async with obj.store() as store:
-            return await search_audit(store, query)
+    config = obj.config
 
-    result = run(go)
+    async def go() -> tuple[SearchResult, str | None]:
+        async with obj.store() as store:
+            found = await search_audit(store, query)
+            filters = {"user": user, "app": app, "decision": decision, "type": type_,
+                       "cert": cert, "ref": ref, "since": since, "until": until}
+            return found, await record_read(
+                store, config, "search",
+                {"filters": {k: v for k, v in filters.items() if v is not None},
+                 "records": len(found.records)})
+
+    result, unrecorded = run(go)
     if as_json:
         echo_json(result.records)
     elif not result.records:
@@ -93,3 +110,4 @@ def search(obj: CliContext, user: str | None, app: str | None, decision: str | N
     if result.more:
         warn(f"only the {'oldest' if oldest_first else 'newest'} {limit} matching records "
              "are shown: narrow the search or raise --limit")
+    exit_if_unrecorded(unrecorded)

@@ -130,9 +130,11 @@ def issue(obj: CliContext, user: str, days: int | None, out: Path | None,
     bundle = _bundle(out, p12_password_file, p12_profile)
 
     async def go() -> IssuedCertificate:
-        async with obj.store() as store:
-            return await certs.issue_certificate(store, config, ca_loader(config), user=user,
-                                                 days=days, bundle=bundle, now=now())
+        async with obj.admin() as (store, trail):
+            issued = await certs.issue_certificate(store, config, ca_loader(config), user=user,
+                                                   days=days, bundle=bundle, now=now())
+            await trail.certificates("cert.issue", [issued.record], "issued")
+            return issued
 
     _report_issue(run(go), as_json)
 
@@ -175,6 +177,17 @@ def issue_server(obj: CliContext, names: tuple[str, ...], out: Path, key_out: Pa
     made = servers.issue_server_certificate(
         ca_loader(obj.config), names, out=out, key_out=key_out or servers.key_path_for(out),
         key_type=key_type, days=days, now=now())  # type: ignore[arg-type]
+
+    async def record() -> None:
+        async with obj.admin() as (_, trail):
+            await trail.record("cert.issue", "issued", serial=serial_hex(made.serial), detail={
+                "kind": "server", "names": list(made.names),
+                "not_after": made.not_after.isoformat()})
+
+    try:
+        run(record)
+    except Exception as exc:  # the database is away: the files stand, say it after them
+        obj.unrecorded.append(f"the audit record cert.issue could not be written: {exc}")
     click.echo(f"issued server certificate {serial_hex(made.serial)} for {', '.join(made.names)}, "
                f"valid until {made.not_after:%Y-%m-%d}")
     click.echo(f"  certificate: {made.cert_path}")
@@ -198,9 +211,11 @@ def sign_csr_cmd(obj: CliContext, csr_file: Path, user: str, days: int | None,
         refuse_existing(out)
 
     async def go() -> CertRecord:
-        async with obj.store() as store:
-            return await certs.sign_csr(store, config, ca_loader(config), csr=csr, user=user,
-                                        days=days, now=now())
+        async with obj.admin() as (store, trail):
+            signed = await certs.sign_csr(store, config, ca_loader(config), csr=csr, user=user,
+                                          days=days, now=now())
+            await trail.certificates("cert.issue", [signed], "issued")
+            return signed
 
     signed = run(go)
     if out is None:
@@ -289,14 +304,19 @@ def revoke(obj: CliContext, serial: str | None, user: str | None, all_: bool, re
     invalid = invalidity_date.replace(tzinfo=now().tzinfo) if invalidity_date else None
 
     async def go() -> StatusChange:
-        async with obj.store() as store:
+        async with obj.admin() as (store, trail):
             if serial:
-                return await certs.revoke_certificate(
+                done = await certs.revoke_certificate(
                     store, config, ca_loader(config), serial=_serial(serial), reason=reason,
                     invalidity_date=invalid, now=now())
-            assert user is not None
-            return await certs.revoke_user_certificates(store, config, ca_loader(config),
-                                                        user=user, reason=reason, now=now())
+            else:
+                assert user is not None
+                done = await certs.revoke_user_certificates(
+                    store, config, ca_loader(config), user=user, reason=reason, now=now())
+            await trail.certificates("cert.revoke", done.changed, reason, detail={
+                "invalidity_date": invalid.isoformat() if invalid else None})
+            await trail.crl(done.crl)
+            return done
 
     done = run(go)
     for c in done.changed:
@@ -312,8 +332,12 @@ def _status_change(obj: CliContext, serial: str, action: str) -> None:
     use_case = certs.suspend_certificate if action == "suspend" else certs.resume_certificate
 
     async def go() -> StatusChange:
-        async with obj.store() as store:
-            return await use_case(store, config, ca_loader(config), serial=number, now=now())
+        async with obj.admin() as (store, trail):
+            done = await use_case(store, config, ca_loader(config), serial=number, now=now())
+            await trail.certificates(f"cert.{action}", done.changed,
+                                     "suspended" if action == "suspend" else "resumed")
+            await trail.crl(done.crl)
+            return done
 
     done = run(go)
     changed = done.changed[0]
@@ -350,10 +374,15 @@ def renew(obj: CliContext, serial: str, days: int | None, out: Path | None,
     bundle = _bundle(out, p12_password_file, p12_profile)
 
     async def go() -> IssuedCertificate:
-        async with obj.store() as store:
-            return await certs.renew_certificate(store, config, ca_loader(config),
-                                                 serial=number, days=days, bundle=bundle,
-                                                 now=now())
+        async with obj.admin() as (store, trail):
+            renewed = await certs.renew_certificate(store, config, ca_loader(config),
+                                                    serial=number, days=days, bundle=bundle,
+                                                    now=now())
+            await trail.certificates("cert.renew", [renewed.record], "renewed",
+                                     detail={"replaces": serial_hex(number)})
+            if renewed.crl is not None:
+                await trail.crl(renewed.crl)
+            return renewed
 
     renewed = run(go)
     _report_issue(renewed, as_json)

@@ -23,6 +23,7 @@ from gateway.manage.ca import CaLoader, load_online_ca
 from pki.keys import read_secret_line
 
 if TYPE_CHECKING:
+    from gateway.manage.trail import AdminTrail
     from gateway.store.store import Store
 
 T = TypeVar("T")
@@ -38,6 +39,9 @@ class CliContext:
 
     config_path: Path
     _config: Config | None = field(default=None, repr=False)
+    # Admin changes made whose audit record could not be written: reported (exit 1)
+    # once the command has printed what it did (``main``'s result callback).
+    unrecorded: list[str] = field(default_factory=list)
 
     @property
     def config(self) -> Config:
@@ -60,6 +64,26 @@ class CliContext:
             yield store
         finally:
             await store.close()
+
+    @asynccontextmanager
+    async def admin(self) -> AsyncIterator[tuple[Store, AdminTrail]]:
+        """The store and the audit trail of this invocation's admin changes (actor:
+        the OS user). At the end the trail signs its checkpoint; a record that could
+        not be written is kept in ``unrecorded`` and fails the command after its output."""
+        from gateway.manage.trail import AdminTrail, os_actor
+
+        async with self.store() as store:
+            trail = AdminTrail(store, self.config, os_actor(), keep_going=True)
+            try:
+                yield store, trail
+            finally:
+                await trail.close()
+                self.unrecorded.extend(trail.problems)
+
+    def check_recorded(self) -> None:
+        """Refuse (exit 1) when a change this invocation made went unrecorded."""
+        if self.unrecorded:
+            raise CliError("the change was made, but " + "; ".join(self.unrecorded))
 
 
 def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
@@ -89,6 +113,14 @@ def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
+
+
+def exit_if_unrecorded(problem: str | None) -> None:
+    """After an audit read was shown: exit 1 when its ``audit.read`` record could not
+    be written (reading the trail unrecorded must not pass quietly)."""
+    if problem is not None:
+        click.echo(f"certgate: done, but {problem}", err=True)
+        raise click.exceptions.Exit(1)
 
 
 def read_secret_argument(path: Path | None, env_name: str | None, prompt: str | None,

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.cli.common import CliContext, CliError, ca_loader, now, run
-from gateway.manage.crl import crl_number, publish_crl
+from gateway.manage.crl import CrlNote, crl_number, publish_crl
 from pki.keys import write_public_file
 
 _EPILOG = """\b
@@ -40,7 +40,7 @@ def crl(obj: CliContext, out: Path | None, pem: bool, current: bool, force: bool
                        "replace it)")
 
     async def go() -> bytes:
-        async with obj.store() as store:
+        async with obj.admin() as (store, trail):
             if current:
                 latest = await store.latest_crl()
                 if latest is None:
@@ -48,6 +48,7 @@ def crl(obj: CliContext, out: Path | None, pem: bool, current: bool, force: bool
                 return latest[3]
             signed = await publish_crl(store, ca_loader(config)(),
                                        validity=config.pki.crl_validity, now=now())
+            await trail.crl(CrlNote(crl_number(signed)))
             return signed.public_bytes(Encoding.DER)
 
     der = run(go)

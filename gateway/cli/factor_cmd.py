@@ -47,8 +47,11 @@ def totp_enroll(obj: CliContext, name: str, as_json: bool) -> None:
     """
 
     async def go() -> factors.Enrollment:
-        async with obj.store() as store:
-            return await factors.enroll_totp(store, obj.config, name)
+        async with obj.admin() as (store, trail):
+            enrolled = await factors.enroll_totp(store, obj.config, name)
+            await trail.record("totp.enroll", "enrolled", user=name,
+                               detail={"recovery_codes": len(enrolled.recovery_codes)})
+            return enrolled
 
     enrolled = run(go)
     if as_json:
@@ -88,11 +91,13 @@ def totp_reset(obj: CliContext, name: str, pending: bool) -> None:
     """
 
     async def go() -> None:
-        async with obj.store() as store:
+        async with obj.admin() as (store, trail):
             if pending:
                 await factors.mark_totp_pending(store, obj.config, name)
+                await trail.record("totp.pending", "pending", user=name)
             else:
                 await factors.reset_totp(store, name)
+                await trail.record("totp.reset", "reset", user=name)
 
     run(go)
     if pending:
@@ -111,8 +116,11 @@ def recovery_codes(obj: CliContext, name: str, as_json: bool) -> None:
     """Make ten new recovery codes for a user; the old ones stop working."""
 
     async def go() -> tuple[str, ...]:
-        async with obj.store() as store:
-            return await factors.replace_recovery_codes(store, name)
+        async with obj.admin() as (store, trail):
+            codes = await factors.replace_recovery_codes(store, name)
+            await trail.record("recovery.replace", "replaced", user=name,
+                               detail={"recovery_codes": len(codes)})
+            return codes
 
     codes = run(go)
     if as_json:
@@ -130,8 +138,12 @@ def unlock(obj: CliContext, name: str) -> None:
     """Lift a lockout after too many failed logins, for the user and their certificates."""
 
     async def go() -> int:
-        async with obj.store() as store:
-            return await factors.unlock_user(store, name)
+        async with obj.admin() as (store, trail):
+            cleared = await factors.unlock_user(store, name)
+            if cleared:
+                await trail.record("unlock", "unlocked", user=name,
+                                   detail={"counters": cleared})
+            return cleared
 
     cleared = run(go)
     click.echo(f"unlocked {name}" if cleared else f"{name} was not locked; nothing to do")
@@ -184,8 +196,16 @@ def session_kill(obj: CliContext, session_id: str | None, user: str | None) -> N
         raise click.UsageError("name a session ID or --user, not both")
 
     async def go() -> list[str]:
-        async with obj.store() as store:
-            return await factors.end_sessions(store, session_id=session_id, user=user)
+        async with obj.admin() as (store, trail):
+            owners = {user} if user else {s.user for s in await store.list_sessions()
+                                          if s.id_hash.startswith(session_id or "-")}
+            ended = await factors.end_sessions(store, session_id=session_id, user=user)
+            if ended:  # how many, never which ids
+                await trail.record("session.kill", "ended",
+                                   user=owners.pop() if len(owners) == 1 else None,
+                                   detail={"sessions": len(ended),
+                                           "by": "user" if user else "id"})
+            return ended
 
     ended = run(go)
     click.echo(f"ended {len(ended)} session(s)")

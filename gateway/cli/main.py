@@ -60,6 +60,13 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     ctx.obj = CliContext(config_path=default_config_path(config_path, dict(os.environ)))
 
 
+@cli.result_callback()
+@click.pass_obj
+def _after_command(obj: CliContext, /, *_: object, **__: object) -> None:
+    """After a command printed what it did: exit 1 if a change went unrecorded."""
+    obj.check_recorded()
+
+
 for _module, _attr in COMMANDS:
     cli.add_command(getattr(import_module(_module), _attr))
 

@@ -76,11 +76,15 @@ def add(obj: CliContext, name: str, email: str | None, groups: tuple[str, ...],
         users.check_password(password)
 
     async def go() -> UserRecord:
-        async with obj.store() as store:
+        async with obj.admin() as (store, trail):
             added = await users.add_user(store, name, email=email, groups=groups,
                                          password=password)
+            await trail.record("user.add", "added", user=added.name, detail={
+                "email": added.email, "groups": list(added.groups),
+                "password": password is not None})
             if totp == "pending":
                 await factors.mark_totp_pending(store, obj.config, name)
+                await trail.record("totp.pending", "pending", user=name)
             return added
 
     added = run(go)
@@ -139,8 +143,11 @@ def show(obj: CliContext, name: str, as_json: bool) -> None:
 
 def _set_enabled(obj: CliContext, name: str, enabled: bool) -> None:
     async def go() -> UserRecord:
-        async with obj.store() as store:
-            return await users.set_user_enabled(store, name, enabled)
+        async with obj.admin() as (store, trail):
+            changed = await users.set_user_enabled(store, name, enabled)
+            await trail.record("user.enable" if enabled else "user.disable",
+                               "enabled" if enabled else "disabled", user=changed.name)
+            return changed
 
     run(go)
     click.echo(f"{'enabled' if enabled else 'disabled'} user {name}")
@@ -175,8 +182,9 @@ def passwd(obj: CliContext, name: str, password_file: Path | None) -> None:
     users.check_password(password)
 
     async def go() -> None:
-        async with obj.store() as store:
+        async with obj.admin() as (store, trail):
             await users.set_password(store, name, password)
+            await trail.record("user.password", "password set", user=name)
 
     run(go)
     click.echo(f"password set for {name}")
@@ -196,8 +204,12 @@ def groups_set(obj: CliContext, name: str, groups: tuple[str, ...]) -> None:
     users.check_groups(groups)
 
     async def go() -> UserRecord:
-        async with obj.store() as store:
-            return await users.set_groups(store, name, groups)
+        async with obj.admin() as (store, trail):
+            before = (await store.get_user(name)).groups
+            updated = await users.set_groups(store, name, groups)
+            await trail.record("user.groups", "groups set", user=updated.name, detail={
+                "before": list(before), "after": list(updated.groups)})
+            return updated
 
     updated = run(go)
     click.echo(f"{name} is in: {', '.join(updated.groups) or '(no groups)'}")

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -205,6 +206,9 @@ class AppConfig(AppPolicySpec):
     read_timeout: Duration = timedelta(seconds=60)
     max_body_size: Size = 100 * 2**20
     forward_client_cert: bool = False
+    # Keep the query string in audit records (default: "?[redacted]"): only for apps
+    # whose queries carry no secrets (tokens, reset links often do). Strictly true/false.
+    audit_query: StrictBool = False
     ports: tuple[int, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from gateway.identity.index import Identity
 from policies.model import Reason
@@ -44,3 +45,20 @@ class Exchange:
     verdict: Verdict = Verdict.ERROR
     reason: Reason = Reason.INTERNAL_ERROR
     upstream_seconds: float | None = None  # an HTTP forward: sent upstream to response end
+    query: str = ""  # as sent; the record keeps it only for apps with audit_query
+    factors: str | None = None  # "cert,totp" …; None: the certificate alone, if known
+    # A forwarded request, once its upstream answered (None: not forwarded).
+    upstream_ms: float | None = None  # until the upstream's response head arrived
+    bytes_in: int = 0  # request body bytes sent upstream
+    bytes_out: int = 0  # response body bytes sent to the client
+
+
+# Session factors as the audit record names them; the password goes with every second
+# factor (the sign-in asks for both), so "cert,totp" means certificate + password + code.
+_FACTOR_NAMES = {"mtls": "cert", "otp": "totp", "recovery": "recovery"}
+
+
+@lru_cache(maxsize=64)
+def factors_label(factors: tuple[str, ...]) -> str:
+    """``("mtls", "pwd", "otp")`` -> ``"cert,totp"`` (cached: sessions share a few forms)."""
+    return ",".join(_FACTOR_NAMES[f] for f in factors if f in _FACTOR_NAMES) or "cert"

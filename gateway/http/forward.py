@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, NamedTuple
 
@@ -20,6 +21,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from yarl import URL
 
+from gateway.http.exchange import Exchange
 from gateway.http.headers import OriginRewriter, client_response_headers, upstream_request_headers
 from gateway.http.routing import AppTarget, RouteTarget
 from gateway.http.upstream import UpstreamPool
@@ -92,12 +94,13 @@ def _host_header(request: web.Request, app: AppTarget, route: RouteTarget) -> st
     return request.headers.get("Host", app.host)
 
 
-async def _body(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+async def _body(request: web.Request, limit: int, out: Exchange) -> AsyncIterator[bytes]:
     seen = 0
     async for chunk in request.content.iter_chunked(CHUNK):
         seen += len(chunk)
         if seen > limit:
             raise _TooLarge
+        out.bytes_in = seen
         yield chunk
 
 
@@ -107,8 +110,9 @@ def _too_large(route: RouteTarget) -> ForwardError:
                         route.max_body_size)
 
 
-async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamPool
-                       ) -> web.StreamResponse:
+async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamPool,
+                       out: Exchange) -> web.StreamResponse:
+    """Forward and stream back; ``out`` gets the upstream time and the bytes each way."""
     app, route, public_host, public_port = call.app, call.route, call.public_host, call.public_port
     if request.content_length is not None and request.content_length > route.max_body_size:
         raise _too_large(route)
@@ -116,8 +120,9 @@ async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamP
         request.headers, client_ip=call.client_ip, public_host=public_host,
         public_port=public_port, host_header=_host_header(request, app, route),
         identity=call.identity_headers)
-    data: Any = _body(request, route.max_body_size) if request.body_exists else None
+    data: Any = _body(request, route.max_body_size, out) if request.body_exists else None
     session = pool.session(app.name)
+    asked = time.perf_counter()
     try:
         upstream = await session.request(
             request.method, _target(route.origin, call.path_qs),
@@ -138,6 +143,7 @@ async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamP
         if isinstance(exc.__cause__, _TooLarge):
             raise _too_large(route) from None
         raise ForwardError(502, Reason.UPSTREAM_UNAVAILABLE, f"upstream: {exc!r}") from None
+    out.upstream_ms = round((time.perf_counter() - asked) * 1000, 3)
     try:
         response = web.StreamResponse(
             status=upstream.status, reason=upstream.reason,
@@ -150,8 +156,13 @@ async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamP
         if request.method != "HEAD" and upstream.status not in (204, 304):
             # Whatever has arrived, as it arrives: no re-chunking copies, and the
             # client connection's flow control keeps memory flat.
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
+            sent = 0
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                    sent += len(chunk)
+            finally:
+                out.bytes_out = sent
         await response.write_eof()
         return response
     except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:

@@ -29,7 +29,7 @@ from gateway.auth.login import login_url, logout_token
 from gateway.auth.pages import SIGN_IN_PAGES, answer
 from gateway.auth.sessions import cookie_value
 from gateway.http.admit import Facts, Page, Refusal, admit
-from gateway.http.exchange import Exchange, Verdict
+from gateway.http.exchange import Exchange, Verdict, factors_label
 from gateway.http.forward import (
     ForwardError,
     UpstreamCall,
@@ -72,6 +72,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     port = _local_port(transport)
     out = Exchange(new_reference(), now, request.method, host_header, source_ip,
                    raw_path[:2048], fingerprint)
+    if query:
+        out.query = query
     try:
         if runtime.audit.failing and state.config.audit.on_failure == "deny":
             # The site's rules allow no access that is not recorded; this refusal
@@ -92,6 +94,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 page_answer = await answer(result.path, request, runtime, result.identity,
                                            out.reference)
                 out.status, out.reason = page_answer.response.status, page_answer.reason
+                out.factors = page_answer.factors
                 out.verdict = Verdict.ALLOW if page_answer.allowed else Verdict.DENY
                 return page_answer.response
             page = _page(request, result, runtime, now)
@@ -102,6 +105,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         identity, app, host, session = result.identity, result.app, result.host, result.session
         out.app, out.rule = app.name, result.rule
         factors = session.factors if session is not None else CERTIFICATE_ONLY
+        if session is not None:
+            out.factors = factors_label(factors)
         auth_time = session.mfa_at if session is not None else None
         headers = {
             "X-Certgate-User": identity.user,
@@ -126,7 +131,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         else:
             upstream_started = time.perf_counter()
             try:
-                response = await forward_http(request, call, state.pool)
+                response = await forward_http(request, call, state.pool, out)
             finally:
                 out.upstream_seconds = time.perf_counter() - upstream_started
         out.status = response.status

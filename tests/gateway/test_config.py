@@ -145,3 +145,21 @@ def test_audit_on_failure_takes_deny_or_keep_serving(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, text.replace("deny}", "ignore}")))
     assert err.value.issues[0].key == "audit.on_failure"
+
+
+@pytest.mark.parametrize("value", ["'true'", "1", "'yes'", "maybe", "[true]"])
+def test_audit_query_must_be_true_or_false(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, BASE.replace("    ports: [8003]",
+                                        f"    ports: [8003]\n    audit_query: {value}"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    issue = info.value.issues[0]
+    assert (issue.line, issue.key) == (14, "apps[0].audit_query")
+    assert "boolean" in issue.message, issue.message
+
+
+def test_audit_query_is_off_unless_an_app_opts_in(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, BASE)).apps[0].audit_query is False
+    path = write(tmp_path, BASE.replace("    ports: [8003]", "    ports: [8003]\n"
+                                                            "    audit_query: true"))
+    assert load_config(path).apps[0].audit_query is True

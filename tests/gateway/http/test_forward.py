@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -16,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from gateway.config import AppConfig
+from gateway.http.exchange import Exchange
 from gateway.http.forward import ForwardError, UpstreamCall, forward_http
 from gateway.http.routing import Router
 from gateway.http.upstream import UpstreamPool
@@ -95,6 +98,7 @@ class Front:
     url: str
     errors: list[ForwardError]
     upstream: Upstream
+    exchanges: list[Exchange]
 
 
 async def _front(upstream_url: str, upstream: Upstream, **app_keys: Any
@@ -106,15 +110,19 @@ async def _front(upstream_url: str, upstream: Upstream, **app_keys: Any
     router = Router([config])
     pool = UpstreamPool(router)
     errors: list[ForwardError] = []
+    exchanges: list[Exchange] = []
 
     async def handle(request: web.Request) -> web.StreamResponse:
         target = router.apps["wiki.test"]
+        out = Exchange("ref", datetime.now(UTC), request.method, "wiki.test", "192.0.2.7",
+                       request.path, None)
+        exchanges.append(out)
         try:
             call = UpstreamCall(
                 app=target, route=target.route_for(request.path), path_qs=request.raw_path,
                 identity_headers={"X-Certgate-User": "alice"}, public_host="wiki.test",
                 public_port=8443, client_ip="192.0.2.7")
-            return await forward_http(request, call, pool)
+            return await forward_http(request, call, pool, out)
         except ForwardError as exc:
             errors.append(exc)
             return web.Response(status=exc.status, text=exc.reason.value)
@@ -122,7 +130,7 @@ async def _front(upstream_url: str, upstream: Upstream, **app_keys: Any
     app = web.Application(client_max_size=0)
     app.router.add_route("*", "/{tail:.*}", handle)
     runner, port = await start(app)
-    return runner, Front(f"http://127.0.0.1:{port}", errors, upstream), pool
+    return runner, Front(f"http://127.0.0.1:{port}", errors, upstream, exchanges), pool
 
 
 @pytest.fixture
@@ -184,8 +192,13 @@ async def test_upload_streams_to_the_upstream(front: Front) -> None:
     async with aiohttp.ClientSession() as session, session.post(
             front.url + "/upload", data=chunks(), headers={"Host": "wiki.test"}) as resp:
         assert resp.status == 200
-        assert await resp.json() == {"bytes": 8 * MiB}
+        reply = await resp.read()
+        assert json.loads(reply) == {"bytes": 8 * MiB}
     assert up.sha256 == hashlib.sha256(b"".join(body)).hexdigest()
+    # What the audit record of this request says it carried, and how long the upstream took.
+    [out] = front.exchanges
+    assert (out.bytes_in, out.bytes_out) == (8 * MiB, len(reply))
+    assert out.upstream_ms is not None and out.upstream_ms > 0
 
 
 async def test_download_streams_to_the_client(front: Front) -> None:
@@ -198,6 +211,8 @@ async def test_download_streams_to_the_client(front: Front) -> None:
         rest = await resp.read()
     assert first == b"\x01" * MiB
     assert rest == b"\x02" * (3 * MiB)
+    [out] = front.exchanges
+    assert (out.bytes_in, out.bytes_out) == (0, 4 * MiB)
 
 
 async def test_declared_body_over_the_route_limit_never_reaches_the_upstream(
