@@ -143,7 +143,7 @@ def _report_issue(issued: IssuedCertificate, as_json: bool) -> None:
             "fingerprint_sha256": record.fingerprint,
             "not_after": record.not_after.isoformat(), "file": str(issued.path)}
     if as_json:
-        echo_json({**info, "password": issued.password})
+        echo_json({**info, "password": issued.password, "stop_code": issued.stop_code})
         return
     click.echo(f"issued certificate {info['serial']} for {record.user}, valid until "
                f"{record.not_after:%Y-%m-%d}")
@@ -151,6 +151,10 @@ def _report_issue(issued: IssuedCertificate, as_json: bool) -> None:
     if issued.password is not None:
         click.echo(f"  password: {issued.password}")
         click.echo("  (shown once: give it to the user separately from the file)")
+    if issued.stop_code is not None:
+        click.echo(f"  stop code: {issued.stop_code}")
+        click.echo("  (shown once: the user keeps it apart from the USB stick; with it they "
+                   "can stop this certificate at https://<any app>/.certgate/lost)")
 
 
 @cert.command("issue-server")

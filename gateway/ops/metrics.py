@@ -49,6 +49,15 @@ class Metrics:
                                      registry=self.registry)
         self.reloads = Counter("certgate_config_reloads_total", "Config reloads by result",
                                ["result"], registry=self.registry)
+        # "I lost my USB stick" (gateway.auth.lost): results only, never a user or serial.
+        self.lost_attempts = Counter("certgate_lost_attempts_total",
+                                     "Tries to stop a certificate with its stop code, by "
+                                     "result (stopped, refused, limited, invalid)", ["result"],
+                                     registry=self.registry)
+        self.lost_webhook = Counter("certgate_lost_webhook_total",
+                                    "Notifications of a stopped certificate POSTed to "
+                                    "lost.webhook_url, by result (sent, failed)", ["result"],
+                                    registry=self.registry)
         # Labelled children by (app, decision, status): ``labels()`` builds and locks
         # on every call; the label sets are few (apps x decisions x 5), so keep them.
         self._children: dict[tuple[str | None, str, int], tuple[Any, Any]] = {}
