@@ -6,10 +6,11 @@ printed at issue (``gateway.auth.stopcodes``) and, when they match an active
 certificate of that user whose code is unused:
 
 1. marks the code used (a conditional write: once, on any node),
-2. suspends the certificate through ``gateway.manage.certs.suspend_certificate`` --
-   the same path as ``certgate cert suspend``: certificateHold in the store, its
-   ``cert`` event reaches every node through the change feed, the CRL is republished
-   when the CA key is at hand, and OCSP says revoked/certificateHold,
+2. suspends the certificate in the same transaction -- the status move of
+   ``certgate cert suspend``: certificateHold in the store, its ``cert`` event reaches
+   every node through the change feed, its sessions end; then the CRL is republished
+   (``gateway.manage.crl.republish_crl``) when the CA key is at hand, and OCSP says
+   revoked/certificateHold,
 3. tells the admin: an ERROR log line, ``certgate_lost_attempts_total{result="stopped"}``,
    a ``cert.lost`` audit record (user, serial, source address), and a JSON POST to
    ``lost.webhook_url`` when configured (in the background, never holding up the page),
@@ -49,9 +50,8 @@ from gateway.auth.passwords import decoy_hash
 from gateway.auth.stopcodes import code_matches, well_formed
 from gateway.http.pages import html_page
 from gateway.manage.ca import load_online_ca
-from gateway.manage.certs import suspend_certificate
+from gateway.manage.crl import republish_crl
 from gateway.store.db import serial_hex
-from gateway.store.errors import ConflictError, NotFoundError
 from policies.model import Reason
 
 if TYPE_CHECKING:
@@ -237,17 +237,18 @@ async def lost(request: web.Request, runtime: Runtime, reference: str) -> Answer
     async with desk.checks:
         hashes = await runtime.store.stop_code_hashes(user) if user else []
         serial = await asyncio.to_thread(_matching_serial, hashes, code)
-    if serial is None or not await runtime.store.spend_stop_code(serial, now=now):
+    stopped = None if serial is None else \
+        await runtime.store.suspend_with_stop_code(serial, now=now)
+    if serial is None or stopped is None:
         return _refused(runtime, request, reference, now, user)
 
     config = runtime.state.config
-    try:
-        change = await suspend_certificate(runtime.store, config, lambda: load_online_ca(config),
-                                           serial=serial, now=now)
-        crl_note = change.crl.problem
-    except (ConflictError, NotFoundError) as exc:
-        # Suspended or revoked meanwhile (an admin, another tab): it is stopped either way.
-        crl_note = str(exc)
+    cert, changed = stopped
+    if changed:
+        crl_note = (await republish_crl(runtime.store, config,
+                                        lambda: load_online_ca(config), now=now)).problem
+    else:  # suspended or revoked meanwhile (an admin, another tab): stopped either way
+        crl_note = f"the certificate was already {cert.status.value}"
     serial_text = serial_hex(serial)
     runtime.metrics.lost_attempts.labels("stopped").inc()
     runtime.log.error("certificate %s of user %s was STOPPED (suspended) with its stop code "

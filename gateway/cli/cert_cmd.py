@@ -152,9 +152,10 @@ def _report_issue(issued: IssuedCertificate, as_json: bool) -> None:
         click.echo(f"  password: {issued.password}")
         click.echo("  (shown once: give it to the user separately from the file)")
     if issued.stop_code is not None:
-        click.echo(f"  stop code: {issued.stop_code}")
-        click.echo("  (shown once: the user keeps it apart from the USB stick; with it they "
-                   "can stop this certificate at https://<any app>/.certgate/lost)")
+        click.echo(f"  stop code: {issued.stop_code}  (user name: {record.user})")
+        click.echo("  (shown once: hand both to the user, to keep apart from the USB stick; "
+                   "with them they can stop this certificate at "
+                   "https://<any app host>/.certgate/lost)")
 
 
 @cert.command("issue-server")

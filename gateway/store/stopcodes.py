@@ -1,9 +1,11 @@
 """Stop codes in the database: the hash of each certificate's one-time code and its use.
 
-Spending a code is a conditional write (unused, and its certificate still active), so
-a code suspends at most once across every node sharing the database. The suspension
-itself goes through ``CertStore.suspend_certificate`` (its ``cert`` event reaches every
-node through the change feed).
+Spending a code and suspending its certificate are one transaction
+(``suspend_with_stop_code``): the code is marked used by a conditional write, so it
+suspends at most once across every node sharing the database, and a failure
+half-way leaves the code unused and the certificate as it was. The suspension is
+the same status move as ``certgate cert suspend`` (``CertStore._set_status``: its
+``cert`` event reaches every node through the change feed, its sessions end).
 
 Must not see a code in the clear (only argon2id hashes), nor check one.
 """
@@ -15,12 +17,12 @@ from datetime import datetime
 from sqlalchemy import and_, insert, select, update
 
 from gateway.store import tables as t
-from gateway.store.base import StoreBase
+from gateway.store.certs import CertStore, load_cert_in
 from gateway.store.db import serial_hex
-from gateway.store.records import CertStatus
+from gateway.store.records import CertRecord, CertStatus
 
 
-class StopCodeStore(StoreBase):
+class StopCodeStore(CertStore):
     """The ``Store`` methods about stop codes."""
 
     async def set_stop_code(self, serial: int, code_hash: str, *, now: datetime) -> None:
@@ -41,10 +43,20 @@ class StopCodeStore(StoreBase):
         async with self._tx() as conn:
             return [(int(row.serial, 16), row.code_hash) for row in await conn.execute(query)]
 
-    async def spend_stop_code(self, serial: int, *, now: datetime) -> bool:
-        """Mark the code used; False when it already was (another request, another node)."""
+    async def suspend_with_stop_code(self, serial: int, *, now: datetime
+                                     ) -> tuple[CertRecord, bool] | None:
+        """Mark the code used and put its certificate on hold (certificateHold), at once:
+        the certificate and whether this call suspended it. None when the code was
+        already used (another request, another node). A certificate suspended or
+        revoked meanwhile stays as it is (False); the code is spent."""
         async with self._tx() as conn:
             done = await conn.execute(update(t.stop_codes).where(
                 t.stop_codes.c.serial == serial_hex(serial),
                 t.stop_codes.c.used_at.is_(None)).values(used_at=now))
-            return bool(done.rowcount == 1)
+            if done.rowcount != 1:
+                return None
+            cert = await load_cert_in(conn, serial)
+            if cert.status is not CertStatus.ACTIVE:
+                return cert, False
+            return await self._set_status(conn, serial, status=CertStatus.SUSPENDED.value,
+                                          revoked_at=now, reason="certificateHold"), True

@@ -24,8 +24,8 @@ from gateway.store.stopcodes import StopCodeStore
 from gateway.store.users import UserStore
 
 
-class Store(UserStore, CertStore, FeedStore, FactorStore, HandoffStore, AuditStore,
-            AuditReportStore, StopCodeStore):
+class Store(UserStore, StopCodeStore, CertStore, FeedStore, FactorStore, HandoffStore,
+            AuditStore, AuditReportStore):
     """One database, opened with ``await Store.open(url)`` and closed with ``close()``."""
 
     @classmethod

@@ -243,7 +243,7 @@ def test_issue_and_renew_show_a_stop_code_once(alice: Certgate, tmp_path: Path,
     info = issue(alice, "alice", tmp_path, "--p12-password-file", str(p12_password_file))
     assert info["password"] is None and re.fullmatch(code, info["stop_code"])
     text = alice.ok("cert", "renew", info["serial"], "--out", str(tmp_path / "r.p12")).out
-    found = re.search(rf"stop code: ({code})\n", text)
+    found = re.search(rf"stop code: ({code})  \(user name: alice\)\n", text)
     assert found is not None and found.group(1) != info["stop_code"], text
     assert "/.certgate/lost" in text
     shown = alice.ok("cert", "show", info["serial"], "--json").out
