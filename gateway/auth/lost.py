@@ -49,12 +49,15 @@ from gateway.auth.login import MAX_FORM, Answer, read_form
 from gateway.auth.passwords import decoy_hash
 from gateway.auth.stopcodes import code_matches, well_formed
 from gateway.http.pages import html_page
-from gateway.manage.ca import load_online_ca
+from gateway.manage.ca import CaLoader, load_online_ca
 from gateway.manage.crl import republish_crl
 from gateway.store.db import serial_hex
+from pki.ca import CertificateAuthority
+from pki.keys import PkiError
 from policies.model import Reason
 
 if TYPE_CHECKING:
+    from gateway.config import Config
     from gateway.runtime import Runtime
 
 LOST_PATH = "/.certgate/lost"
@@ -190,6 +193,21 @@ def _matching_serial(hashes: list[tuple[int, str]], code: str) -> int | None:
     return None
 
 
+async def _ca_loader(config: Config) -> CaLoader:
+    """The online CA read in a worker thread (key files, a passphrase file), or the
+    reason it can't be, raised when ``republish_crl`` calls the loader."""
+    try:
+        ca = await asyncio.to_thread(load_online_ca, config)
+    except PkiError as exc:
+        failure = exc
+
+        def refuse() -> CertificateAuthority:
+            raise failure
+
+        return refuse
+    return lambda: ca
+
+
 async def lost(request: web.Request, runtime: Runtime, reference: str) -> Answer:
     """GET: the form. POST: user name + stop code -> the certificate is stopped, or not."""
     now = runtime.clock()
@@ -246,7 +264,7 @@ async def lost(request: web.Request, runtime: Runtime, reference: str) -> Answer
     cert, changed = stopped
     if changed:
         crl_note = (await republish_crl(runtime.store, config,
-                                        lambda: load_online_ca(config), now=now)).problem
+                                        await _ca_loader(config), now=now)).problem
     else:  # suspended or revoked meanwhile (an admin, another tab): stopped either way
         crl_note = f"the certificate was already {cert.status.value}"
     serial_text = serial_hex(serial)

@@ -125,7 +125,11 @@ def _bundle_options(f: Any) -> Any:
 @click.pass_obj
 def issue(obj: CliContext, user: str, days: int | None, out: Path | None,
           p12_password_file: Path | None, p12_profile: str | None, as_json: bool) -> None:
-    """Issue a certificate and key for USER as a password-protected .p12 file."""
+    """Issue a certificate and key for USER as a password-protected .p12 file.
+
+    Prints the file's password (when generated) and the certificate's one-time stop
+    code, each shown once: with the stop code the user can stop the certificate at
+    /.certgate/lost without it (a lost USB stick)."""
     config = obj.config
     bundle = _bundle(out, p12_password_file, p12_profile)
 
@@ -349,7 +353,9 @@ def resume(obj: CliContext, serial: str) -> None:
 @click.pass_obj
 def renew(obj: CliContext, serial: str, days: int | None, out: Path | None,
           p12_password_file: Path | None, p12_profile: str | None, as_json: bool) -> None:
-    """Issue a new key and certificate for the same user; the old one becomes superseded."""
+    """Issue a new key and certificate for the same user; the old one becomes superseded.
+
+    The new certificate gets a new one-time stop code, printed once."""
     number = _serial(serial)
     config = obj.config
     bundle = _bundle(out, p12_password_file, p12_profile)

@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from cryptography import x509
 
 from gateway.auth.stopcodes import normalise
 from gateway.config.lost import LostConfig
@@ -153,6 +154,13 @@ async def test_the_right_code_stops_the_certificate_everywhere_once(
     store = await gateway.store()
     try:
         assert (await store.get_certificate(dave.serial)).status is CertStatus.SUSPENDED
+        latest = await store.latest_crl()  # republished at once, certificateHold in it
+        assert latest is not None
+        entry = x509.load_der_x509_crl(latest[3]).get_revoked_certificate_by_serial_number(
+            dave.serial)
+        assert entry is not None
+        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        assert reason is x509.ReasonFlags.certificate_hold
     finally:
         await store.close()
 
