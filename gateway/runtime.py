@@ -36,6 +36,7 @@ from gateway.audit.sinks import DatabaseSink
 from gateway.audit.writer import AuditRecord, AuditWriter
 from gateway.auth.activity import SessionActivity, share_interval
 from gateway.auth.assertion import AssertionSigner
+from gateway.auth.lost import LostDesk
 from gateway.auth.secretbox import SecretBox, load_secret_box
 from gateway.auth.sessions import SessionIndex, SessionLimits
 from gateway.config import Config, TlsConfig, load_config
@@ -184,6 +185,8 @@ class Runtime:
     websocket_check: asyncio.Event = field(default_factory=asyncio.Event)
     expiries: Expiries = field(default_factory=Expiries)  # parsed dates, for the metrics
     _revocations_counted: int = 0
+    # "I lost my USB stick": this node's attempt counters and webhook deliveries.
+    lost: LostDesk = field(default_factory=LostDesk)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _stopped: bool = False
 
@@ -230,6 +233,7 @@ class Runtime:
                 await stack.enter_async_context(background(listener.run(), "listener"))
             # The writer drains after its task stops: pushed first, so it runs last.
             stack.push_async_callback(runtime.audit.close)
+            stack.push_async_callback(runtime.lost.close)  # webhooks in flight, before the log
             audit.emit(lifecycle_record("gateway.start", config, audit.node, utc_now()))
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
             await stack.enter_async_context(background(runtime.follower.run(), "follower"))

@@ -81,6 +81,11 @@ class Reason(StrEnum):
     HANDOFF_OTHER_CERTIFICATE = "handoff-other-certificate"
     HANDOFF_OTHER_HOST = "handoff-other-host"
     HANDOFF_ORIGIN_ENDED = "handoff-origin-ended"
+    # "I lost my USB stick": stopping a certificate with its stop code, without it.
+    LOST_PAGE = "lost-page"
+    LOST_STOPPED = "lost-stopped"
+    LOST_REFUSED = "lost-refused"
+    LOST_LIMITED = "lost-limited"
 
 
 _DESCRIPTIONS: Mapping[Reason, str] = {
@@ -150,6 +155,12 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
                                "you were sent to sign in.",
     Reason.HANDOFF_ORIGIN_ENDED: "The sign-in to hand on ended meanwhile; you were sent to "
                                  "sign in.",
+    Reason.LOST_PAGE: "The page to stop a lost certificate was shown.",
+    Reason.LOST_STOPPED: "The certificate was stopped with its stop code.",
+    Reason.LOST_REFUSED: "The user name or the stop code is not right, or the code was "
+                         "already used.",
+    Reason.LOST_LIMITED: "Too many tries to stop a certificate from here; wait before "
+                         "trying again.",
 }
 
 

@@ -125,7 +125,11 @@ def _bundle_options(f: Any) -> Any:
 @click.pass_obj
 def issue(obj: CliContext, user: str, days: int | None, out: Path | None,
           p12_password_file: Path | None, p12_profile: str | None, as_json: bool) -> None:
-    """Issue a certificate and key for USER as a password-protected .p12 file."""
+    """Issue a certificate and key for USER as a password-protected .p12 file.
+
+    Prints the file's password (when generated) and the certificate's one-time stop
+    code, each shown once: with the stop code the user can stop the certificate at
+    /.certgate/lost without it (a lost USB stick)."""
     config = obj.config
     bundle = _bundle(out, p12_password_file, p12_profile)
 
@@ -145,7 +149,7 @@ def _report_issue(issued: IssuedCertificate, as_json: bool) -> None:
             "fingerprint_sha256": record.fingerprint,
             "not_after": record.not_after.isoformat(), "file": str(issued.path)}
     if as_json:
-        echo_json({**info, "password": issued.password})
+        echo_json({**info, "password": issued.password, "stop_code": issued.stop_code})
         return
     click.echo(f"issued certificate {info['serial']} for {record.user}, valid until "
                f"{record.not_after:%Y-%m-%d}")
@@ -153,6 +157,11 @@ def _report_issue(issued: IssuedCertificate, as_json: bool) -> None:
     if issued.password is not None:
         click.echo(f"  password: {issued.password}")
         click.echo("  (shown once: give it to the user separately from the file)")
+    if issued.stop_code is not None:
+        click.echo(f"  stop code: {issued.stop_code}  (user name: {record.user})")
+        click.echo("  (shown once: hand both to the user, to keep apart from the USB stick; "
+                   "with them they can stop this certificate at "
+                   "https://<any app host>/.certgate/lost)")
 
 
 @cert.command("issue-server")
@@ -368,7 +377,9 @@ def resume(obj: CliContext, serial: str) -> None:
 @click.pass_obj
 def renew(obj: CliContext, serial: str, days: int | None, out: Path | None,
           p12_password_file: Path | None, p12_profile: str | None, as_json: bool) -> None:
-    """Issue a new key and certificate for the same user; the old one becomes superseded."""
+    """Issue a new key and certificate for the same user; the old one becomes superseded.
+
+    The new certificate gets a new one-time stop code, printed once."""
     number = _serial(serial)
     config = obj.config
     bundle = _bundle(out, p12_password_file, p12_profile)

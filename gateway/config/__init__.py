@@ -29,6 +29,7 @@ from pydantic import (
 
 from gateway.audit.destination import audit_path_problem
 from gateway.config.front import ProxyProtocolConfig
+from gateway.config.lost import LostConfig
 from gateway.config.node import NODE_RE, default_node, is_node_name
 from gateway.config.values import ConfigPath, Duration, HostPort, Size, parse_size
 from policies.loader import PolicyError, build_policy_set
@@ -272,6 +273,7 @@ class Config(_Section):
     audit: AuditConfig
     auth: AuthConfig
     limits: LimitsConfig = LimitsConfig()
+    lost: LostConfig = LostConfig()  # the "I lost my USB stick" page
     apps: tuple[AppConfig, ...] = ()
 
     _policy_set: PolicySet | None = PrivateAttr(default=None)

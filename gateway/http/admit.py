@@ -32,7 +32,9 @@ from policies.model import AccessRequest, Effect, PolicySet, Reason
 
 BUILTIN = "/.certgate"
 # What a request without (a known) certificate may still see.
-PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json"})
+# "/.certgate/lost" stops a lost certificate with its stop code (gateway.auth.lost).
+LOST = "/.certgate/lost"
+PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json", LOST})
 LOGIN = "/.certgate/login"
 LOGOUT = "/.certgate/logout"
 HANDOFF = "/.certgate/handoff"  # one sign-in on every app host (gateway.auth.handoff)

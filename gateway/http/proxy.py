@@ -8,12 +8,12 @@ with a table. What stays here is the I/O around it: the gateway's own pages unde
 ``/.certgate/`` (answered here, never proxied), forwarding the path the policy
 judged, and one ``finally`` that writes the audit record and the metrics.
 
-No database access and no blocking call in here; the sign-in, sign-out, hand-off and
-enrollment pages (``gateway.auth.login``, ``gateway.auth.handoff``,
-``gateway.auth.enroll``) are the one place a request of the public listener reaches
-the database, and only for those pages. A browser sent to sign in on one app host
-while its certificate is signed in on another is sent to fetch that sign-in instead
-(``handoff_location``, from memory).
+No database access and no blocking call in here; the sign-in, sign-out, hand-off,
+enrollment and lost-certificate pages (``gateway.auth.login``, ``gateway.auth.handoff``,
+``gateway.auth.enroll``, ``gateway.auth.lost``) are the one place a request of the
+public listener reaches the database, and only for those pages. A browser sent to
+sign in on one app host while its certificate is signed in on another is sent to
+fetch that sign-in instead (``handoff_location``, from memory).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from aiohttp import web
 
 from gateway.auth.handoff import handoff_location
 from gateway.auth.login import login_url, logout_token
-from gateway.auth.pages import SIGN_IN_PAGES, answer
+from gateway.auth.pages import SIGN_IN_PAGES, answer, answer_lost
 from gateway.auth.sessions import cookie_value
-from gateway.http.admit import Facts, Page, Refusal, admit
+from gateway.http.admit import LOST, Facts, Page, Refusal, admit
 from gateway.http.exchange import Exchange, Verdict, factors_label
 from gateway.http.forward import (
     ForwardError,
@@ -90,6 +90,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 return _to_sign_in(request, out, result.reason, query, runtime, port, now)
             return _refuse(request, out, result.status, result.reason)
         if isinstance(result, Page):
+            if result.path == LOST:  # stopping a lost certificate: no certificate needed
+                page_answer = await answer_lost(request, runtime, out.reference)
+                out.status, out.reason = page_answer.response.status, page_answer.reason
+                out.verdict = Verdict.ALLOW if page_answer.allowed else Verdict.DENY
+                return page_answer.response
             if result.path in SIGN_IN_PAGES and result.identity is not None:
                 page_answer = await answer(result.path, request, runtime, result.identity,
                                            out.reference)

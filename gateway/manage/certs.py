@@ -4,7 +4,8 @@ Issuing writes the PKCS#12 file first and the database record second (removing t
 file if the record fails), so no certificate exists that nobody holds. Issue and
 renew share that sequence (``_hand_out``). Every revocation, suspension or
 resumption publishes a fresh CRL when the CA key is available, and says why not
-otherwise (``CrlNote``).
+otherwise (``CrlNote``). Every certificate handed out as a .p12 also gets a one-time
+stop code (``gateway.auth.stopcodes``), stored hashed, shown once with the password.
 
 Takes plain values (store, config, a CA loader, ``now``) and returns records.
 Never prompts, prints or exits; refuses with ``ManageError`` (or the store's and
@@ -13,6 +14,7 @@ the PKI's own one-sentence errors).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +23,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.auth.stopcodes import hash_stop_code, new_stop_code
 from gateway.config import Config
 from gateway.manage.bundles import (
     BundleRequest,
@@ -52,7 +55,9 @@ class IssuedCertificate:
     """A new certificate handed out as a .p12 file.
 
     ``password`` is the file's password when it was generated (show it once), else
-    None. A renewal also names the certificate it ``replaces`` and its ``crl`` note.
+    None. ``stop_code`` suspends the certificate from ``/.certgate/lost`` (show it
+    once, always). A renewal also names the certificate it ``replaces`` and its
+    ``crl`` note.
     """
 
     record: CertRecord
@@ -60,6 +65,7 @@ class IssuedCertificate:
     password: str | None
     replaces: CertRecord | None = None
     crl: CrlNote | None = None
+    stop_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,14 @@ async def _hand_out(store: Store, config: Config, load_ca: CaLoader, user: UserR
     return new, path
 
 
+async def _stop_code(store: Store, record: CertRecord, now: datetime) -> str:
+    """A new stop code for ``record``: stored as its argon2id hash, returned in clear once."""
+    code = new_stop_code()
+    await store.set_stop_code(record.serial, await asyncio.to_thread(hash_stop_code, code),
+                              now=now)
+    return code
+
+
 def _prepare(bundle: BundleRequest) -> str:
     password = p12_password(bundle.password)
     if bundle.out is not None:
@@ -128,7 +142,8 @@ async def issue_certificate(store: Store, config: Config, load_ca: CaLoader, *, 
     found = await _enabled_user(store, user)
     new, path = await _hand_out(store, config, load_ca, found, days=days, bundle=bundle,
                                 password=password, now=now, record=store.add_certificate)
-    return IssuedCertificate(new, path, None if bundle.password is not None else password)
+    return IssuedCertificate(new, path, None if bundle.password is not None else password,
+                             stop_code=await _stop_code(store, new, now))
 
 
 async def renew_certificate(store: Store, config: Config, load_ca: CaLoader, *, serial: int,
@@ -147,9 +162,10 @@ async def renew_certificate(store: Store, config: Config, load_ca: CaLoader, *, 
 
     new, path = await _hand_out(store, config, load_ca, found, days=days, bundle=bundle,
                                 password=password, now=now, record=supersede)
+    stop_code = await _stop_code(store, new, now)
     note = await republish_crl(store, config, load_ca, now=now)
     return IssuedCertificate(new, path, None if bundle.password is not None else password,
-                             replaces=old, crl=note)
+                             replaces=old, crl=note, stop_code=stop_code)
 
 
 async def sign_csr(store: Store, config: Config, load_ca: CaLoader, *,

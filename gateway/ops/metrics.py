@@ -120,6 +120,15 @@ class Metrics:
                                      "Connections closed on a PROXY protocol listener "
                                      "before TLS, by reason", ["reason"],
                                      registry=r)
+        # "I lost my USB stick" (gateway.auth.lost): results only, never a user or serial.
+        self.lost_attempts = Counter("certgate_lost_attempts_total",
+                                     "Tries to stop a certificate with its stop code, by "
+                                     "result (stopped, refused, limited, invalid)", ["result"],
+                                     registry=r)
+        self.lost_webhook = Counter("certgate_lost_webhook_total",
+                                    "Notifications of a stopped certificate POSTed to "
+                                    "lost.webhook_url, by result (sent, failed)", ["result"],
+                                    registry=r)
         # Labelled children by (app, decision, status class, reason): ``labels()`` builds
         # and locks on every call; the label sets are few, so keep them.
         self._children: dict[tuple[str | None, str, int, str],

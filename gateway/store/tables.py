@@ -225,3 +225,16 @@ audit_checkpoints = Table(
     Column("signature", Text, nullable=False),
     Index("ix_audit_checkpoints_node_seq", "node", "seq"),
 )
+
+# --- "I lost my USB stick" (migration 0006) -------------------------------------------
+
+# One stop code per certificate, shown once at issue: only its argon2id hash is kept.
+# Using it suspends the certificate; ``used_at`` is set once, by a conditional UPDATE.
+stop_codes = Table(
+    "stop_codes", metadata,
+    Column("serial", String(40), ForeignKey("certificates.serial", ondelete="CASCADE"),
+           primary_key=True),
+    Column("code_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)

@@ -235,3 +235,16 @@ def test_issue_server_certificate_verifies_against_the_root(cg: Certgate, tmp_pa
     assert "DNS:wiki.example.test, DNS:gw.example.test, IP Address:192.0.2.7" in text, text
     again = cg("cert", "issue-server", "wiki.example.test", "--out", str(out))
     assert again.code == 1 and "already exists" in again.err
+
+
+def test_issue_and_renew_show_a_stop_code_once(alice: Certgate, tmp_path: Path,
+                                               p12_password_file: Path) -> None:
+    code = r"[2-9a-z]{4}-[2-9a-z]{4}-[2-9a-z]{4}"
+    info = issue(alice, "alice", tmp_path, "--p12-password-file", str(p12_password_file))
+    assert info["password"] is None and re.fullmatch(code, info["stop_code"])
+    text = alice.ok("cert", "renew", info["serial"], "--out", str(tmp_path / "r.p12")).out
+    found = re.search(rf"stop code: ({code})  \(user name: alice\)\n", text)
+    assert found is not None and found.group(1) != info["stop_code"], text
+    assert "/.certgate/lost" in text
+    shown = alice.ok("cert", "show", info["serial"], "--json").out
+    assert info["stop_code"] not in shown  # shown at issue only, never again

@@ -160,6 +160,13 @@ ROWS: list[tuple[str, Facts, tuple[Any, ...]]] = [
      ("page", "/.certgate/help", R.PUBLIC_PAGE, None)),
     ("jwks-with-revoked", facts("/.certgate/jwks.json", fp=REVOKED),
      ("page", "/.certgate/jwks.json", R.PUBLIC_PAGE, None)),
+    ("lost-without-cert", facts("/.certgate/lost", fp=None),
+     ("page", "/.certgate/lost", R.PUBLIC_PAGE, None)),
+    ("lost-with-revoked", facts("/.certgate/lost", fp=REVOKED),
+     ("page", "/.certgate/lost", R.PUBLIC_PAGE, None)),
+    ("lost-with-cert", facts("/.certgate/lost"), ("page", "/.certgate/lost", R.BUILTIN, "alice")),
+    ("lost-subpath-without-cert", facts("/.certgate/lost/x", fp=None),
+     no(401, R.NO_CERTIFICATE, "/.certgate/lost/x", user=None)),
     ("whoami-without-cert", facts("/.certgate/whoami", fp=None),
      no(401, R.NO_CERTIFICATE, "/.certgate/whoami", user=None)),
     # -- the Host must be the name the TLS connection was opened for
