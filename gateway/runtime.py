@@ -34,7 +34,10 @@ from aiohttp import web
 
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.keys import load_audit_key
+from gateway.audit.retention import INTERVAL as RETENTION_INTERVAL
+from gateway.audit.retention import Retention
 from gateway.audit.sinks import DatabaseSink
+from gateway.audit.syslog import SyslogForwarder
 from gateway.audit.writer import AuditRecord, AuditWriter
 from gateway.auth.assertion import AssertionSigner
 from gateway.auth.secretbox import SecretBox, load_secret_box
@@ -86,7 +89,8 @@ def build_state(config: Config) -> State:
 # OCSP responder, the secrets key): a reload cannot change them.
 RESTART_KEYS = ("listen", "admin_listen", "pki_listen", "workers", "limits", "database_url",
                 "data_dir", "node", "audit.path", "audit.key", "audit.checkpoints",
-                "audit.memory_limit", "log_level", "log_format", "auth.secrets_key",
+                "audit.memory_limit", "audit.syslog", "audit.syslog_facility",
+                "audit.retention", "log_level", "log_format", "auth.secrets_key",
                 "pki.ca_dir", "pki.ca_passphrase_file", "pki.crl_validity",
                 "pki.ocsp_signer_cert", "pki.ocsp_signer_key")
 
@@ -160,17 +164,36 @@ def build_audit_writer(config: Config, store: Store, worker: int = 0) -> AuditWr
     spool = "audit-spool.jsonl" if worker == 0 else f"audit-spool-w{worker}.jsonl"
     audit = config.audit
     checkpointer = None
+    target = audit.syslog_target
+    syslog = None if target is None else SyslogForwarder(target, facility=audit.syslog_facility)
     if audit.key.exists():
         checkpointer = Checkpointer(load_audit_key(audit.key), path=audit.checkpoints,
                                     database=store, every=audit.checkpoint_every,
-                                    interval=audit.checkpoint_interval.total_seconds())
+                                    interval=audit.checkpoint_interval.total_seconds(),
+                                    syslog=syslog)
     else:
         log.warning("no audit key at %s: audit checkpoints are not signed, so a deleted "
                     "tail of the audit log would go unnoticed; run `certgate init` with this "
                     "config to add the key", audit.key)
     return AuditWriter(audit.path, node=node, sinks=[DatabaseSink(store, node)],
                        spool_path=config.data_dir / spool, checkpointer=checkpointer,
-                       memory_limit=audit.memory_limit)
+                       memory_limit=audit.memory_limit, syslog=syslog)
+
+
+def build_retention(config: Config, store: Store, writer: AuditWriter) -> Retention | None:
+    """The retention task's work when ``audit.retention`` is set and there is an audit
+    key to check checkpoints with (without one nothing is deleted: an ERROR says so)."""
+    audit = config.audit
+    if audit.retention is None:
+        return None
+    if writer.checkpointer is None:
+        log.error("audit.retention is set but there is no audit key at %s: records are "
+                  "only deleted behind a signed checkpoint, so none will be; run "
+                  "`certgate init` with this config to add the key", audit.key)
+        return None
+    return Retention(store, node=writer.node, keep=audit.retention,
+                     public_key=load_audit_key(audit.key).public_key(),
+                     checkpoint_file=audit.checkpoints, emit=writer.emit, clock=utc_now)
 
 
 @dataclass
@@ -242,10 +265,19 @@ class Runtime:
                 runtime.follower.listening = listener.listening
                 runtime.tasks.append(listener.health)
                 await stack.enter_async_context(background(listener.run(), "listener"))
-            # The writer drains after its task stops: pushed first, so it runs last.
+            # The writer drains after its task stops: pushed first, so it runs last
+            # (then the syslog forward sends what the drain gave it, the last checkpoint).
+            if audit.syslog is not None:
+                stack.push_async_callback(audit.syslog.close)
             stack.push_async_callback(runtime.audit.close)
             audit.emit(lifecycle_record("gateway.start", config, audit.node, utc_now()))
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
+            if audit.syslog is not None:
+                await stack.enter_async_context(background(
+                    runtime._forward_to_syslog(audit.syslog), "audit-syslog"))
+            if (retention := build_retention(config, store, audit)) is not None:
+                await stack.enter_async_context(background(
+                    runtime._keep_retention(retention), "audit-retention"))
             await stack.enter_async_context(background(runtime.follower.run(), "follower"))
             await stack.enter_async_context(background(
                 runtime._keep_websockets_authorised(), "websocket-reauth"))
@@ -299,6 +331,25 @@ class Runtime:
                                                stuck_after=3 * period + 30))
         await keep_running(health, round_, interval=period, max_backoff=period,
                            round_timeout=60.0, log=self.log, sleep=sleep)
+
+    async def _forward_to_syslog(self, forwarder: SyslogForwarder) -> None:
+        """Send the audit trail to the SIEM; a dead receiver is a failing task in
+        ``/readyz`` and one ERROR line, never a wait for the writer or requests."""
+        self.tasks.append(health := TaskHealth(
+            "audit syslog forward", stuck_after=120.0,
+            while_failing=f"the SIEM at {forwarder.target} gets no audit records; the "
+                          "database still gets every one"))
+        await keep_running(health, forwarder.send_round, interval=0.5, max_backoff=30.0,
+                           round_timeout=60.0, log=self.log)
+
+    async def _keep_retention(self, retention: Retention) -> None:
+        """Delete audit records older than ``audit.retention``, hourly (first round at
+        start), only behind a signed checkpoint (``gateway.audit.retention``)."""
+        self.tasks.append(health := TaskHealth(
+            "audit retention", stuck_after=3 * RETENTION_INTERVAL + 600,
+            while_failing="old audit records are kept until it works again"))
+        await keep_running(health, retention.round, interval=RETENTION_INTERVAL,
+                           max_backoff=RETENTION_INTERVAL, round_timeout=600.0, log=self.log)
 
     def secret_box(self) -> SecretBox | None:
         """The secrets key, loaded on first use after start if `totp-enroll` made it."""

@@ -49,6 +49,7 @@ def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path |
     is wrong with it: edited, removed, inserted, reordered, a cut tail, a checkpoint
     that does not verify.
     """
+    obj.read_only = True  # a reviewer may run this as a user who can't write the data dir
     config = obj.config
     moment = parse_since(since, now()) if since else None
     key_path = public_key or config.audit.public_key

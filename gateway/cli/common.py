@@ -39,6 +39,10 @@ class CliContext:
     config_path: Path
     _config: Config | None = field(default=None, repr=False)
 
+    # Set by read-only commands (audit verify) before reading ``config``: the audit
+    # and checkpoint files then need not be writable by whoever runs them.
+    read_only: bool = False
+
     @property
     def config(self) -> Config:
         if self._config is None:
@@ -47,7 +51,7 @@ class CliContext:
                     f"no config file at {self.config_path}; pass --config PATH, set "
                     "CERTGATE_CONFIG, or run `certgate init` first"
                 )
-            self._config = load_config(self.config_path)
+            self._config = load_config(self.config_path, writing=not self.read_only)
         return self._config
 
     @asynccontextmanager

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from gateway.audit.destination import audit_path_problem
+from gateway.audit.syslog import SyslogTarget, parse_syslog_url
 from gateway.config.values import ConfigPath, Duration, HostPort, Size, parse_size
 from policies.loader import PolicyError, build_policy_set
 from policies.model import PolicySet
@@ -108,10 +109,36 @@ class AuditConfig(_Section):
     checkpoint_interval: Duration = timedelta(seconds=60)
     # Records held in memory while the database can't be written; beyond, the spool.
     memory_limit: int = Field(default=100_000, ge=1000, le=10_000_000)
+    # A copy of every record and checkpoint for a SIEM: udp://host:514, tcp://host:601
+    # (octet-counted, RFC 6587) or unix:///dev/log; RFC 5424 messages.
+    syslog: str | None = None
+    syslog_facility: Literal["auth", "authpriv", "local0", "local1", "local2", "local3",
+                             "local4", "local5", "local6", "local7"] = "authpriv"
+    # Delete records older than this, only up to a signed checkpoint; absent: keep forever.
+    retention: Duration | None = None
 
     @property
     def public_key(self) -> Path:
         return self.key.with_suffix(".pub")
+
+    @property
+    def syslog_target(self) -> SyslogTarget | None:
+        return None if self.syslog is None else parse_syslog_url(self.syslog)
+
+    @field_validator("syslog")
+    @classmethod
+    def _syslog(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_syslog_url(value)  # ValueError: a sentence naming the accepted forms
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(days=1):
+            raise ValueError("must be at least 1d: retention deletes records for good, and "
+                             "a shorter one is almost certainly a typo (400d, not 400s)")
+        return value
 
 
 class LockoutConfig(_Section):
@@ -300,16 +327,18 @@ def default_config_path(explicit: str | Path | None, environ: dict[str, str]) ->
     return Path(DEFAULT_CONFIG_NAME)
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, *, writing: bool = True) -> Config:
     """Read, validate and compile the config file at ``path``.
 
     Raises ``ConfigError`` listing every problem with file, line and key.
+    ``writing=False`` is for read-only commands (``audit verify``, run by a reviewer
+    as another user): the audit file and checkpoint file need not be writable.
     """
     try:
         doc = load_yaml_document(path)
     except SourceError as exc:
         raise ConfigError(exc.issues) from None
-    return config_from_document(doc, path)
+    return config_from_document(doc, path, writing=writing)
 
 
 def _data_dir(data: dict[str, Any], base_dir: Path) -> Path:
@@ -317,8 +346,9 @@ def _data_dir(data: dict[str, Any], base_dir: Path) -> Path:
     return data_dir if data_dir.is_absolute() else base_dir / data_dir
 
 
-def config_from_document(doc: YamlDocument, path: Path) -> Config:
-    """Validate an already parsed document (pure apart from path resolution)."""
+def config_from_document(doc: YamlDocument, path: Path, *, writing: bool = True) -> Config:
+    """Validate an already parsed document (pure apart from path resolution and, with
+    ``writing``, looking whether the audit files can be written)."""
     if not isinstance(doc.data, dict):
         raise ConfigError(
             (SourceIssue(doc.file, 1, "", "the config must be a mapping of keys"),)
@@ -347,7 +377,7 @@ def config_from_document(doc: YamlDocument, path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(tuple(issues_from_validation_error(exc, doc))) from None
     clashes = port_clashes(config)
-    for key in ("path", "checkpoints"):
+    for key in ("path", "checkpoints") if writing else ():
         path = getattr(config.audit, key)
         if path is not None and (problem := audit_path_problem(path)) is not None:
             clashes.append((("audit", key), problem))
