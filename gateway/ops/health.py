@@ -36,6 +36,11 @@ async def readyz(request: web.Request) -> web.Response:
                              "since": task.failing_since.isoformat()
                              if task.failing_since else None,
                              "meaning": task.while_failing or None})
+    if (forward := audit.syslog) is not None and (forward.queued or forward.dropped):
+        body_syslog = {"queued_messages": forward.queued, "dropped_messages": forward.dropped}
+        for entry in degraded:
+            if entry["component"] == "audit syslog forward":
+                entry.update(body_syslog)
     body = {"ready": runtime.ready, "status": "degraded" if degraded else "ok",
             "degraded": degraded, "certificates": len(runtime.index),
             "database_reachable": bool(follower and follower.healthy)}
@@ -51,6 +56,8 @@ async def metrics(request: web.Request) -> web.Response:
     runtime.metrics.audit_spooled.set(runtime.audit.spooled)
     runtime.metrics.db_healthy.set(1 if runtime.follower and runtime.follower.healthy else 0)
     runtime.metrics.observe_tasks(runtime.tasks)
+    if (forward := runtime.audit.syslog) is not None:
+        runtime.metrics.observe_syslog(forward.sent, forward.dropped, forward.queued)
     return web.Response(body=runtime.metrics.render(),
                         content_type="text/plain", charset="utf-8")
 

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -25,6 +26,8 @@ from gateway.audit.syslog import SyslogForwarder, SyslogTarget, parse_syslog_url
 from gateway.audit.writer import AuditWriter
 from gateway.store.store import Store
 from tests.gateway.audit.helpers import record, stored
+from tests.gateway.audit.serving import serving
+from tests.gateway.conftest import Gateway, Template
 
 KEY = Ed25519PrivateKey.generate()
 # RFC 5424: <PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP SD SP MSG
@@ -221,3 +224,60 @@ async def test_a_dead_receiver_fails_loudly_keeps_the_database_going_and_catches
         assert "signature" in bodies[-1] and forwarder.sent == 8
         await forwarder.close()
     await writer.close()
+
+
+async def readyz(gw: Gateway) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{gw.admin_port}/readyz") as resp:
+        return dict(await resp.json())
+
+
+async def test_a_running_gateway_forwards_each_request_to_syslog(
+        tmp_path: Path, gateway_template: Template) -> None:
+    async with udp_receiver() as (port, messages), \
+            serving(tmp_path, gateway_template, syslog=f"udp://127.0.0.1:{port}") as gw:
+        status, _, _ = await gw.request("GET", "/to-the-siem")
+        assert status == 200
+        await until(lambda: any(b"/to-the-siem" in m for m in messages))
+        parsed = [parse(m) for m in messages]
+        assert [p["msgid"] for p in parsed[:2]] == ["gateway.start", "access"]
+        assert parsed[1]["body"]["path"] == "/to-the-siem" and parsed[1]["node"] == \
+            gw.runtime.audit.node
+
+
+async def test_a_dead_siem_is_degraded_in_readyz_and_holds_up_nothing(
+        tmp_path: Path, gateway_template: Template) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with serving(tmp_path, gateway_template, syslog=f"tcp://127.0.0.1:{port}") as gw:
+        for n in range(3):
+            status, _, _ = await gw.request("GET", f"/siem-down/{n}")
+            assert status == 200
+
+        async def degraded() -> bool:
+            body = await readyz(gw)
+            return any(d["component"] == "audit syslog forward" for d in body["degraded"])
+
+        await gw.wait_for(degraded, 10)
+        [entry] = [d for d in (await readyz(gw))["degraded"]
+                   if d["component"] == "audit syslog forward"]
+        assert f"tcp://127.0.0.1:{port}" in entry["reason"] and entry["queued_messages"] >= 4
+        assert "the database still gets every one" in entry["meaning"]
+
+        async def written() -> bool:
+            store = await gw.store()
+            try:
+                rows = await stored(store, gw.runtime.audit.node)
+            finally:
+                await store.close()
+            return [r["path"] for r in rows if r["type"] == "access"] == \
+                [f"/siem-down/{n}" for n in range(3)]
+
+        await gw.wait_for(written, 5)  # the database is not held up
+        assert not gw.runtime.audit.failing
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://127.0.0.1:{gw.admin_port}/metrics") as resp:
+            metrics = await resp.text()
+        assert "certgate_audit_syslog_sent_messages_total 0.0" in metrics
+        assert "certgate_audit_syslog_queued_messages 0.0" not in metrics

@@ -90,3 +90,36 @@ def test_mistakes_are_one_sentence(cg: Certgate, tmp_path: Path) -> None:
     result = cg("audit", "verify")
     assert result.code == 1 and result.err.startswith("certgate: cannot reach the database")
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_verify_does_not_need_to_write_the_checkpoint_file(cg: Certgate) -> None:
+    """A reviewer runs verify as a user who can't write the data dir: the checkpoint
+    file's place must be readable, not writable. /proc/sys is read-only even for root."""
+    set_node(cg, "gw1")
+    write_records(cg.config, 3)
+    (cg.data_dir / "audit" / "checkpoints.jsonl").unlink()  # its copy lives in the table
+    cfg = yaml.safe_load(cg.config.read_text())
+    cfg.setdefault("audit", {})["checkpoints"] = "/proc/sys/certgate-checkpoints.jsonl"
+    cg.config.write_text(yaml.safe_dump(cfg))
+    refused = cg("policy", "check")  # serving would write checkpoints there: refused
+    assert refused.code == 1 and "audit.checkpoints" in refused.err + refused.out
+    assert "is not writable" in refused.err + refused.out
+    result = cg.ok("audit", "verify")
+    assert "node gw1: OK, 3 record(s) (seq 1-3), 1 signed checkpoint(s) match" in result.out
+
+
+def test_retention_and_syslog_are_validated_with_a_reason(cg: Certgate) -> None:
+    cfg = yaml.safe_load(cg.config.read_text())
+    cfg.setdefault("audit", {}).update(syslog="siem.example:514", retention="400s")
+    cg.config.write_text(yaml.safe_dump(cfg))
+    result = cg("policy", "check")
+    text = result.err + result.out
+    assert result.code == 1 and "audit.syslog" in text and "audit.retention" in text
+    assert "no syslog transport certgate knows" in text and "at least 1d" in text
+    cfg["audit"].update(syslog="tcp://siem.example:601", retention="400d",
+                        syslog_facility="local4")
+    cg.config.write_text(yaml.safe_dump(cfg))
+    cg.ok("policy", "check")
+    config = load_config(cg.config)
+    assert str(config.audit.syslog_target) == "tcp://siem.example:601"
+    assert config.audit.retention is not None and config.audit.retention.days == 400
