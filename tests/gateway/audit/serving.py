@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gateway.config import load_config
+from gateway.config import Config, load_config
 from gateway.runtime import Runtime
 from gateway.server import run_server
 from gateway.store.db import sqlite_url
@@ -22,10 +22,12 @@ from tests.gateway.upstreams import Seen, start, upstream_app
 
 @contextlib.asynccontextmanager
 async def serving(tmp_path: Path, template: Template, database_url: str | None = None,
+                  before_start: Callable[[Config], Awaitable[None]] | None = None,
                   **audit: Any) -> AsyncIterator[Gateway]:
     """The gateway of ``tests.gateway.conftest`` on ``database_url`` (users and
     certificates copied there from the template's SQLite database; default: the
-    template's own), with ``audit`` keys added to the config's ``audit`` section."""
+    template's own), with ``audit`` keys added to the config's ``audit`` section;
+    ``before_start`` runs with the final config just before the server starts."""
     data_dir, certs = await asyncio.to_thread(template.copy_to, tmp_path)
     database_url = database_url or sqlite_url(data_dir / "certgate.db")
     source = await Store.open(sqlite_url(data_dir / "certgate.db"), migrate=False)
@@ -49,6 +51,8 @@ async def serving(tmp_path: Path, template: Template, database_url: str | None =
     cfg["audit"] = {**(cfg.get("audit") or {}), "checkpoint_every": 10, **audit}
     config_path.write_text(yaml.safe_dump(cfg))
     config = load_config(config_path)
+    if before_start is not None:
+        await before_start(config)
     ready: asyncio.Future[tuple[Runtime, dict[str, list[str]]]] = \
         asyncio.get_running_loop().create_future()
     stop = asyncio.Event()

@@ -4,6 +4,7 @@ removed without such an anchor is still caught as tampering."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -18,9 +19,14 @@ from gateway.audit.retention import Retention
 from gateway.audit.sinks import DatabaseSink
 from gateway.audit.verify import NodeVerifier
 from gateway.audit.writer import AuditWriter
+from gateway.cli.main import main
+from gateway.config import Config
 from gateway.manage.audit import verify_audit
+from gateway.runtime import build_audit_writer
 from gateway.store.store import Store
 from tests.gateway.audit.helpers import NOW, record, stored
+from tests.gateway.audit.serving import serving
+from tests.gateway.conftest import Template
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -146,3 +152,46 @@ async def test_retention_needs_the_checkpoint_in_the_file_and_matching_the_log(
                       public_key=KEY.public_key(), checkpoint_file=cp_file,
                       emit=writer.emit, clock=lambda: NOW)
     assert await young.anchor(NOW) is None
+
+
+async def test_a_running_gateway_prunes_at_start_and_what_remains_verifies(
+        tmp_path: Path, gateway_template: Template) -> None:
+    async def old_history(config: Config) -> None:
+        store = await Store.open(config.database_url)
+        try:
+            writer = build_audit_writer(config, store)
+            await writer.start()
+            for n in range(30):  # checkpoints every 10 (the serving helper's setting)
+                writer.emit(old_record(n, timedelta(days=500)))
+                if n % 10 == 9:
+                    await writer.flush()
+            await writer.close()
+        finally:
+            await store.close()
+
+    async with serving(tmp_path, gateway_template, before_start=old_history,
+                       retention="400d") as gw:
+        node = gw.runtime.audit.node
+
+        async def pruned() -> bool:
+            store = await gw.store()
+            try:
+                rows = await stored(store, node)
+            finally:
+                await store.close()
+            return any(r["type"] == "audit.retention" for r in rows)
+
+        await gw.wait_for(pruned, 10)
+        [health] = [t for t in gw.runtime.tasks if t.name == "audit retention"]
+        assert health.problem() is None
+        status, _, _ = await gw.request("GET", "/after-retention")
+        assert status == 200
+        config_path = gw.config_path
+    store = await Store.open(f"sqlite+aiosqlite:///{gw.data_dir / 'certgate.db'}", migrate=False)
+    try:
+        rows = await stored(store, node)
+    finally:
+        await store.close()
+    assert rows[0]["seq"] == 31  # 1-30 went, behind the checkpoint at 30
+    code = await asyncio.to_thread(main, ["--config", str(config_path), "audit", "verify"])
+    assert code == 0
