@@ -12,6 +12,9 @@
 - ``keys``         the Ed25519 audit key pair (``audit.key`` 0600, ``audit.pub``)
 - ``verify``       checking one node's chain and checkpoints, record by record (pure)
 - ``destination``  the load-time check that a file destination can be written at all
+- ``syslog``       the RFC 5424 forward of records and checkpoints to a SIEM (a copy
+                   with its own bounded buffer; never waited for)
+- ``retention``    deleting a node's oldest records behind a signed checkpoint, recorded
 
 Emitting a record never blocks and never raises into the request; the writer
 owns numbering, hashing and ordering. Nothing here runs a query itself except
