@@ -28,8 +28,15 @@ from pydantic import (
 )
 
 from gateway.audit.destination import audit_path_problem
-from gateway.audit.syslog import SyslogTarget, parse_syslog_url
-from gateway.config.values import ConfigPath, Duration, HostPort, Size, parse_size
+from gateway.config.values import (
+    ConfigPath,
+    Duration,
+    HostPort,
+    Retention,
+    Size,
+    SyslogAddress,
+    parse_size,
+)
 from policies.loader import PolicyError, build_policy_set
 from policies.model import PolicySet
 from policies.schema import AppPolicySpec
@@ -109,36 +116,15 @@ class AuditConfig(_Section):
     checkpoint_interval: Duration = timedelta(seconds=60)
     # Records held in memory while the database can't be written; beyond, the spool.
     memory_limit: int = Field(default=100_000, ge=1000, le=10_000_000)
-    # A copy of every record and checkpoint for a SIEM: udp://host:514, tcp://host:601
-    # (octet-counted, RFC 6587) or unix:///dev/log; RFC 5424 messages.
-    syslog: str | None = None
+    syslog: SyslogAddress | None = None  # RFC 5424 copies for a SIEM (gateway.audit.syslog)
     syslog_facility: Literal["auth", "authpriv", "local0", "local1", "local2", "local3",
                              "local4", "local5", "local6", "local7"] = "authpriv"
     # Delete records older than this, only up to a signed checkpoint; absent: keep forever.
-    retention: Duration | None = None
+    retention: Retention | None = None
 
     @property
     def public_key(self) -> Path:
         return self.key.with_suffix(".pub")
-
-    @property
-    def syslog_target(self) -> SyslogTarget | None:
-        return None if self.syslog is None else parse_syslog_url(self.syslog)
-
-    @field_validator("syslog")
-    @classmethod
-    def _syslog(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_syslog_url(value)  # ValueError: a sentence naming the accepted forms
-        return value
-
-    @field_validator("retention")
-    @classmethod
-    def _retention(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value < timedelta(days=1):
-            raise ValueError("must be at least 1d: retention deletes records for good, and "
-                             "a shorter one is almost certainly a typo (400d, not 400s)")
-        return value
 
 
 class LockoutConfig(_Section):

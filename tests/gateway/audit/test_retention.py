@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.audit.assembly import build_audit_writer
 from gateway.audit.chain import Chain, ChainRow
 from gateway.audit.checkpoint import checkpoint_line, sign_checkpoint, signature_ok
 from gateway.audit.checkpointer import Checkpointer
@@ -22,7 +23,6 @@ from gateway.audit.writer import AuditWriter
 from gateway.cli.main import main
 from gateway.config import Config
 from gateway.manage.audit import verify_audit
-from gateway.runtime import build_audit_writer
 from gateway.store.store import Store
 from tests.gateway.audit.helpers import NOW, record, stored
 from tests.gateway.audit.serving import serving

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from gateway.audit.assembly import build_audit_writer
 from gateway.config import load_config
-from gateway.runtime import build_audit_writer
 from gateway.store.store import Store
 from tests.gateway.audit.helpers import record
 from tests.gateway.cli.conftest import Certgate
@@ -121,5 +121,6 @@ def test_retention_and_syslog_are_validated_with_a_reason(cg: Certgate) -> None:
     cg.config.write_text(yaml.safe_dump(cfg))
     cg.ok("policy", "check")
     config = load_config(cg.config)
-    assert str(config.audit.syslog_target) == "tcp://siem.example:601"
+    assert config.audit.syslog == "tcp://siem.example:601"
+    assert config.audit.syslog_facility == "local4"
     assert config.audit.retention is not None and config.audit.retention.days == 400
