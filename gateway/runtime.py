@@ -29,10 +29,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.assembly import (
+    build_audit_writer,
+    build_retention,
+    forward_to_syslog,
+    keep_retention,
+)
 from gateway.audit.events import lifecycle_record, policy_digest, reload_record
-from gateway.audit.keys import load_audit_key
-from gateway.audit.sinks import DatabaseSink
 from gateway.audit.writer import AuditRecord, AuditWriter
 from gateway.auth.activity import SessionActivity, share_interval
 from gateway.auth.assertion import AssertionSigner
@@ -90,7 +93,8 @@ def build_state(config: Config) -> State:
 # OCSP responder, the secrets key): a reload cannot change them.
 RESTART_KEYS = ("listen", "admin_listen", "pki_listen", "proxy_protocol", "workers", "limits",
                 "database_url", "database_listen", "data_dir", "node", "audit.path", "audit.key",
-                "audit.checkpoints", "audit.memory_limit", "log_level", "log_format",
+                "audit.checkpoints", "audit.memory_limit", "audit.syslog",
+                "audit.syslog_facility", "audit.retention", "log_level", "log_format",
                 "auth.secrets_key", "pki.ca_dir", "pki.ca_passphrase_file", "pki.crl_validity",
                 "pki.ocsp_signer_cert", "pki.ocsp_signer_key")
 
@@ -131,28 +135,6 @@ RECORD_TYPES: dict[str, str] = {
     Reason.LOCKED_OUT: "login", Reason.LOGGED_OUT: "session.end",
     Reason.ENROLLED: "enrollment", Reason.ENROLL_FAILED: "enrollment",
     Reason.HANDOFF_ACCEPTED: "session.start"}
-
-
-def build_audit_writer(config: Config, store: Store, worker: int = 0) -> AuditWriter:
-    """The audit writer of this process: the database, plus the JSON-lines file when
-    ``audit.path`` is set, and signed checkpoints when the audit key exists (an install
-    from before the key: a warning until `certgate init` adds it). Forked workers each
-    keep their own chain (``node-wN``) and spool."""
-    node = config.node if worker == 0 else f"{config.node}-w{worker}"
-    spool = "audit-spool.jsonl" if worker == 0 else f"audit-spool-w{worker}.jsonl"
-    audit = config.audit
-    checkpointer = None
-    if audit.key.exists():
-        checkpointer = Checkpointer(load_audit_key(audit.key), path=audit.checkpoints,
-                                    database=store, every=audit.checkpoint_every,
-                                    interval=audit.checkpoint_interval.total_seconds())
-    else:
-        log.warning("no audit key at %s: audit checkpoints are not signed, so a deleted "
-                    "tail of the audit log would go unnoticed; run `certgate init` with this "
-                    "config to add the key", audit.key)
-    return AuditWriter(audit.path, node=node, sinks=[DatabaseSink(store, node)],
-                       spool_path=config.data_dir / spool, checkpointer=checkpointer,
-                       memory_limit=audit.memory_limit)
 
 
 @dataclass
@@ -231,11 +213,20 @@ class Runtime:
                 runtime.follower.listening = listener.listening
                 runtime.tasks.append(listener.health)
                 await stack.enter_async_context(background(listener.run(), "listener"))
-            # The writer drains after its task stops: pushed first, so it runs last.
+            # The writer drains after its task stops: pushed first, so it runs last
+            # (then the syslog forward sends what the drain gave it, the last checkpoint).
+            if audit.syslog is not None:
+                stack.push_async_callback(audit.syslog.close)
             stack.push_async_callback(runtime.audit.close)
             stack.push_async_callback(runtime.lost.close)  # webhooks in flight, before the log
             audit.emit(lifecycle_record("gateway.start", config, audit.node, utc_now()))
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
+            if audit.syslog is not None:
+                await stack.enter_async_context(background(
+                    forward_to_syslog(audit.syslog, runtime.tasks, runtime.log), "audit-syslog"))
+            if (retention := build_retention(config, store, audit)) is not None:
+                await stack.enter_async_context(background(
+                    keep_retention(retention, runtime.tasks, runtime.log), "audit-retention"))
             await stack.enter_async_context(background(runtime.follower.run(), "follower"))
             activity = SessionActivity(store, runtime.sessions, now=runtime.clock(),
                                        interval=share_interval(config.auth.session_idle))

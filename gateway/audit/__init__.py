@@ -18,6 +18,11 @@
 - ``direct``       chaining records straight into the table, for a process without a
                    writer (the CLI's admin changes, on ``<node>.cli``)
 - ``events``       the records a gateway writes about itself: start, stop, reload
+- ``syslog``       the RFC 5424 forward of records and checkpoints to a SIEM (a copy
+                   with its own bounded buffer; never waited for)
+- ``retention``    deleting a node's oldest records behind a signed checkpoint, recorded
+- ``assembly``     this process's writer, checkpointer, syslog forward and retention,
+                   built from the config (the runtime starts and supervises them)
 
 Emitting a record never blocks and never raises into the request; the writer
 owns numbering, hashing and ordering. Nothing here runs a query itself except

@@ -1,5 +1,6 @@
 """When and where the writer puts signed checkpoints: every N records or M seconds,
-and at shutdown; into the ``audit_checkpoints`` table and a file outside the database.
+and at shutdown; into the ``audit_checkpoints`` table, a file outside the database and,
+when ``audit.syslog`` is set, the syslog forward (a SIEM the admin may not control).
 
 The file (one JSON line per checkpoint, appended and fsync'ed) is what lets ``audit
 verify`` notice a table whose tail was deleted, checkpoints included. A checkpoint
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit.checkpoint import Checkpoint, checkpoint_line, sign_checkpoint
 from gateway.audit.sinks import AuditSinkError
+from gateway.audit.syslog import SyslogForwarder
 
 
 class CheckpointDatabase(Protocol):
@@ -29,12 +31,13 @@ class CheckpointDatabase(Protocol):
 class Checkpointer:
     def __init__(self, key: Ed25519PrivateKey, *, path: Path | None,
                  database: CheckpointDatabase | None, every: int = 1000,
-                 interval: float = 60.0) -> None:
+                 interval: float = 60.0, syslog: SyslogForwarder | None = None) -> None:
         self._key = key
         self.path = path
         self._database = database
         self._every = every
         self._interval = interval
+        self.syslog = syslog
         self.last_seq = 0
         self._last_time = time.monotonic()
         self.written = 0
@@ -66,6 +69,8 @@ class Checkpointer:
             except Exception as exc:
                 raise AuditSinkError(f"cannot write a checkpoint to the database: {exc}"
                                      ) from None
+        if self.syslog is not None:  # a third copy, on a machine the admin may not control
+            self.syslog.offer_checkpoint(checkpoint)
         self.last_seq = seq
         self._last_time = time.monotonic()
         self.written += 1

@@ -19,12 +19,19 @@ and, against the signed checkpoints (``gateway.audit.checkpoint``):
 - ``truncated``   a checkpoint names a seq beyond the last record: the tail was cut;
 - ``rewritten``   the record at a checkpoint's seq has another hash than the one signed.
 
+A log whose oldest records were deleted by retention (``gateway.audit.retention``)
+starts after seq 1: it verifies when its first record's ``prev_hash`` is the hash a
+signed checkpoint gives for the seq just before (an *anchor*); without such an
+anchor the missing prefix is ``removed``, like any other deletion.
+
 After the first break it keeps reading a bounded window of records only to tell
 a swap from an edit. Pure: rows in, a ``NodeResult`` out; no I/O, no clock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,8 +81,14 @@ class NodeVerifier:
     """
 
     def __init__(self, node: str, *, from_start: bool = True,
-                 checkpoint_seqs: Iterable[int] = ()) -> None:
+                 checkpoint_seqs: Iterable[int] = (),
+                 anchors: dict[int, str] | None = None) -> None:
+        """``anchors``: seq -> hash of the checkpoints whose signature verified; a log
+        starting at seq F > 1 is accepted when ``anchors[F - 1]`` is its prev_hash."""
         self.result = NodeResult(node)
+        self._anchors = anchors or {}
+        self.anchored: int | None = None  # the anchor's seq when the log starts after 1
+        self._retained: set[int] = set()  # through_seq of each audit.retention record
         self._from_start = from_start
         self._expected: int | None = 1 if from_start else None
         self._prev_hash = GENESIS
@@ -95,13 +108,24 @@ class NodeVerifier:
             result.head = str(row["hash"])
             if seq in self._watch:
                 self._hash_at[seq] = str(row["hash"])
+            if row.get("type") == "audit.retention":
+                self._note_retention(row)
             if result.breaks or self._suspect is not None:
                 if self._suspect is not None and len(self._later) < LOOKAHEAD:
                     self._later.add(str(row["hash"]))
                 continue
             self._check(row, seq)
 
+    def _note_retention(self, row: ChainRow) -> None:
+        # A retention record without its detail: the anchor's note says so.
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            self._retained.add(int(json.loads(str(row["detail"]))["through_seq"]))
+
     def _check(self, row: ChainRow, seq: int) -> None:
+        if self._expected == 1 and seq > 1 and self.result.records == 1 \
+                and self._anchors.get(seq - 1) == row["prev_hash"]:
+            self.anchored = seq - 1  # the prefix went behind a signed checkpoint
+            self._expected, self._prev_hash = seq, str(row["prev_hash"])
         expected = seq if self._expected is None else self._expected
         if self._expected is None:
             self._prev_hash = str(row["prev_hash"])  # --since: trust where we start
@@ -164,8 +188,15 @@ class NodeVerifier:
             if checkpoints:
                 result.notes.append("checkpoints not checked: no public key")
             return result
-        first = result.first_seq if not self._from_start else 1
+        first = result.first_seq if not self._from_start or self.anchored else 1
         last = result.last_seq or 0
+        if self.anchored is not None:
+            result.notes.append(
+                f"records 1 to {self.anchored} were deleted by retention, behind the signed "
+                f"checkpoint at seq {self.anchored}" if self.anchored in self._retained else
+                f"records 1 to {self.anchored} are gone behind the signed checkpoint at seq "
+                f"{self.anchored}, but no audit.retention record in the log says they were "
+                "deleted by retention")
         for cp in sorted(checkpoints, key=lambda c: int(c["seq"])):
             seq = int(cp["seq"])
             if not signature_ok(cp):

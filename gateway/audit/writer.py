@@ -6,7 +6,10 @@ node's chain (``gateway.audit.chain``) in a worker thread as it is taken, *befor
 any write, so the chain is continuous whatever happens to the writes; then the
 batch goes to every destination (``gateway.audit.sinks``): the ``audit_records``
 table (one transaction per batch) and, when ``audit.path`` is set, a JSON-lines
-file. ``close`` drains everything, so a graceful shutdown loses nothing. At start
+file. When ``audit.syslog`` is set, each record is also handed to the syslog forward
+(``gateway.audit.syslog``) as soon as it is chained: a copy with its own bounded
+buffer, which neither waits for nor holds up the destinations. ``close`` drains
+everything, so a graceful shutdown loses nothing. At start
 the chain continues from the newest record any destination or the spool holds.
 
 When a destination can't take writes (the database down, a disk full), nothing is
@@ -45,6 +48,7 @@ from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.record import AuditRecord
 from gateway.audit.sinks import AuditSinkError, FileSink, Sink, decode_line, encode_lines
 from gateway.audit.spool import Spool
+from gateway.audit.syslog import SyslogForwarder
 
 __all__ = ["AuditRecord", "AuditWriter"]
 
@@ -56,6 +60,7 @@ class AuditWriter:
     def __init__(self, path: Path | None = None, *, node: str = "local",
                  sinks: Sequence[Sink] = (), spool_path: Path | None = None,
                  checkpointer: Checkpointer | None = None,
+                 syslog: SyslogForwarder | None = None,
                  memory_limit: int = 100_000, flush_interval: float = 0.2,
                  batch_size: int = 1024, retry_interval: float = 1.0,
                  clock: Callable[[], datetime] = _utc_now) -> None:
@@ -66,6 +71,7 @@ class AuditWriter:
         self._pending: deque[ChainRow] = deque()  # chained, not in every destination yet
         self._chain: Chain | None = None
         self.checkpointer = checkpointer
+        self.syslog = syslog
         self._spool = Spool(spool_path) if spool_path is not None else None
         self._memory_limit = memory_limit
         self._flush_interval = flush_interval
@@ -130,22 +136,33 @@ class AuditWriter:
         if self.checkpointer is not None:
             self.checkpointer.started_at(self._chain.seq)
 
-    def _link(self, records: list[AuditRecord]) -> None:
+    def _link(self, records: list[AuditRecord]) -> list[ChainRow]:
         """Worker thread: number and hash ``records`` into ``_pending``. Runs to the
         end even when the flush awaiting it is cancelled, so nothing taken is lost."""
         chain, pending = self._chain, self._pending
         assert chain is not None
+        linked: list[ChainRow] = []
         for record in records:
             try:
-                pending.append(chain.link(record.fields()))
+                pending.append(row := chain.link(record.fields()))
             except (TypeError, ValueError) as exc:  # a detail JSON can't take, a lone surrogate
                 log.error("audit record %s (%s) could not be encoded (%s); recorded as "
                           "audit.unencodable", record.reference, record.type,
                           type(exc).__name__)
-                pending.append(chain.link(AuditRecord.event(
+                pending.append(row := chain.link(AuditRecord.event(
                     "audit.unencodable", record.at, reference=record.reference,
                     reason="unencodable", decision=record.decision,
                     detail={"type": record.type, "error": type(exc).__name__}).fields()))
+            linked.append(row)
+        return linked
+
+    async def _link_queue(self) -> None:
+        """Chain everything queued (in a worker thread) and hand the new records to the
+        syslog forward, which copies them whatever happens to the writes."""
+        records = [self._queue.popleft() for _ in range(len(self._queue))]
+        linked = await asyncio.to_thread(self._link, records)
+        if self.syslog is not None:
+            self.syslog.offer(linked)
 
     async def flush(self) -> None:
         """Chain the queue, write the spool, then memory, in order. On failure the
@@ -164,8 +181,7 @@ class AuditWriter:
         try:
             await self._start()
             if self._queue:
-                records = [self._queue.popleft() for _ in range(len(self._queue))]
-                await asyncio.to_thread(self._link, records)
+                await self._link_queue()
             self.written += await self._drain_spool()
             while self._pending:
                 batch = list(islice(self._pending, self._batch_size * 4))
@@ -278,8 +294,7 @@ class AuditWriter:
         except Exception:  # whatever it was, keep the records
             async with self._lock:
                 if self._chain is not None and self._queue:
-                    records = [self._queue.popleft() for _ in range(len(self._queue))]
-                    await asyncio.to_thread(self._link, records)
+                    await self._link_queue()
                 await self._spill(len(self._pending))
             if len(self):
                 log.critical("%d audit record(s) could be written neither to the audit log "

@@ -122,6 +122,7 @@ def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path |
                                    "that exported it")
         _verify_bundle(bundle, load_audit_public_key(public_key), public_key, as_json)
         return
+    obj.read_only = True  # a reviewer may run this as a user who can't write the data dir
     config = obj.config
     moment = parse_since(since, now()) if since else None
     key, key_path = _public_key(config, public_key, as_json)

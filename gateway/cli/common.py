@@ -43,6 +43,10 @@ class CliContext:
     # once the command has printed what it did (``main``'s result callback).
     unrecorded: list[str] = field(default_factory=list)
 
+    # Set by read-only commands (audit verify) before reading ``config``: the audit
+    # and checkpoint files then need not be writable by whoever runs them.
+    read_only: bool = False
+
     @property
     def config(self) -> Config:
         if self._config is None:
@@ -51,7 +55,7 @@ class CliContext:
                     f"no config file at {self.config_path}; pass --config PATH, set "
                     "CERTGATE_CONFIG, or run `certgate init` first"
                 )
-            self._config = load_config(self.config_path)
+            self._config = load_config(self.config_path, writing=not self.read_only)
         return self._config
 
     @asynccontextmanager

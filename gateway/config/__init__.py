@@ -28,10 +28,17 @@ from pydantic import (
 )
 
 from gateway.audit.destination import audit_path_problem
+from gateway.config.audit import AuditConfig
 from gateway.config.front import ProxyProtocolConfig
 from gateway.config.lost import LostConfig
 from gateway.config.node import NODE_RE, default_node, is_node_name
-from gateway.config.values import ConfigPath, Duration, HostPort, Size, parse_size
+from gateway.config.values import (
+    ConfigPath,
+    Duration,
+    HostPort,
+    Size,
+    parse_size,
+)
 from policies.loader import PolicyError, build_policy_set
 from policies.model import PolicySet
 from policies.schema import AppPolicySpec
@@ -102,25 +109,6 @@ class AssertionConfig(_Section):
     key: ConfigPath
     ttl: Duration = timedelta(seconds=60)
     issuer: str = "certgate"
-
-
-class AuditConfig(_Section):
-    """The audit trail: records go to the database; ``path`` adds a JSON-lines copy."""
-
-    path: ConfigPath | None = None
-    # What to do while no record can reach the audit log: keep serving (records are
-    # kept in memory and the spool, /readyz says degraded) or refuse every request.
-    on_failure: Literal["keep-serving", "deny"] = "keep-serving"
-    key: ConfigPath  # the Ed25519 checkpoint key; default <data_dir>/audit.key (+ audit.pub)
-    checkpoints: ConfigPath  # default <data_dir>/audit/checkpoints.jsonl
-    checkpoint_every: int = Field(default=1000, ge=1, le=10_000_000)  # records
-    checkpoint_interval: Duration = timedelta(seconds=60)
-    # Records held in memory while the database can't be written; beyond, the spool.
-    memory_limit: int = Field(default=100_000, ge=1000, le=10_000_000)
-
-    @property
-    def public_key(self) -> Path:
-        return self.key.with_suffix(".pub")
 
 
 class LockoutConfig(_Section):
@@ -309,16 +297,18 @@ def default_config_path(explicit: str | Path | None, environ: dict[str, str]) ->
     return Path(DEFAULT_CONFIG_NAME)
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, *, writing: bool = True) -> Config:
     """Read, validate and compile the config file at ``path``.
 
     Raises ``ConfigError`` listing every problem with file, line and key.
+    ``writing=False`` is for read-only commands (``audit verify``, run by a reviewer
+    as another user): the audit file and checkpoint file need not be writable.
     """
     try:
         doc = load_yaml_document(path)
     except SourceError as exc:
         raise ConfigError(exc.issues) from None
-    return config_from_document(doc, path)
+    return config_from_document(doc, path, writing=writing)
 
 
 def _data_dir(data: dict[str, Any], base_dir: Path) -> Path:
@@ -326,8 +316,9 @@ def _data_dir(data: dict[str, Any], base_dir: Path) -> Path:
     return data_dir if data_dir.is_absolute() else base_dir / data_dir
 
 
-def config_from_document(doc: YamlDocument, path: Path) -> Config:
-    """Validate an already parsed document (pure apart from path resolution)."""
+def config_from_document(doc: YamlDocument, path: Path, *, writing: bool = True) -> Config:
+    """Validate an already parsed document (pure apart from path resolution and, with
+    ``writing``, looking whether the audit files can be written)."""
     if not isinstance(doc.data, dict):
         raise ConfigError(
             (SourceIssue(doc.file, 1, "", "the config must be a mapping of keys"),)
@@ -358,7 +349,7 @@ def config_from_document(doc: YamlDocument, path: Path) -> Config:
     clashes = port_clashes(config)
     if config.proxy_protocol and "pki" in config.proxy_protocol.listeners and not config.pki_listen:
         clashes.append((("proxy_protocol", "listeners"), "names pki, but pki_listen is not set"))
-    for key in ("path", "checkpoints"):
+    for key in ("path", "checkpoints") if writing else ():
         path = getattr(config.audit, key)
         if path is not None and (problem := audit_path_problem(path)) is not None:
             clashes.append((("audit", key), problem))

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.audit.syslog import parse_syslog_url
 from policies.durations import duration_from_value
 
 
@@ -33,6 +34,26 @@ def _positive(value: timedelta) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(duration_from_value), AfterValidator(_positive)]
+
+
+def _at_least_a_day(value: timedelta) -> timedelta:
+    if value < timedelta(days=1):
+        raise ValueError("must be at least 1d: retention deletes records for good, and a "
+                         "shorter one is almost certainly a typo (400d, not 400s)")
+    return value
+
+
+# ``audit.retention``: how long audit records are kept.
+Retention = Annotated[Duration, AfterValidator(_at_least_a_day)]
+
+
+def _syslog_address(value: str) -> str:
+    parse_syslog_url(value)  # ValueError: a sentence naming the accepted forms
+    return value
+
+
+# ``audit.syslog``: udp://host:port, tcp://host:port or unix:///path.
+SyslogAddress = Annotated[str, AfterValidator(_syslog_address)]
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {

@@ -90,6 +90,8 @@ def sample(runtime: Runtime, expiries: Expiries) -> None:
     m.audit_queue.set(len(audit))
     m.audit_spooled.set(audit.spooled)
     m.observe_tasks(runtime.tasks)
+    if (forward := audit.syslog) is not None:
+        m.observe_syslog(forward.sent, forward.dropped, forward.queued)
     m.ready.set(1 if runtime.ready else 0)
     m.degraded.set(len(degradations(runtime, now)))
     dates = expiries.of(runtime)

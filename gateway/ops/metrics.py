@@ -109,6 +109,17 @@ class Metrics:
         self.degraded = Gauge("certgate_degraded_reasons",
                               "How many reasons /readyz gives for degraded (0 when well)",
                               registry=r, multiprocess_mode="livemax")
+        self.syslog_sent = Counter("certgate_audit_syslog_sent_messages",
+                                   "Audit records and checkpoints sent to the syslog receiver",
+                                   registry=r)
+        self.syslog_dropped = Counter("certgate_audit_syslog_dropped_messages",
+                                      "Audit messages dropped from the syslog forward (its "
+                                      "buffer was full); the database still holds them",
+                                      registry=r)
+        self.syslog_queued = Gauge("certgate_audit_syslog_queued_messages",
+                                   "Audit messages waiting for the syslog receiver",
+                                   registry=r, multiprocess_mode="livesum")
+        self._syslog_seen = (0, 0)
         self.task_healthy = Gauge("certgate_background_task_healthy",
                                   "1 when the background task runs and its last round "
                                   "succeeded recently", ["task"], registry=r,
@@ -198,6 +209,14 @@ class Metrics:
             self.task_healthy.labels(label).set(0 if task.problem() else 1)
             if task.last_success_at is not None:
                 self.task_last_success.labels(label).set(task.last_success_at.timestamp())
+
+    def observe_syslog(self, sent: int, dropped: int, queued: int) -> None:
+        """The forwarder's running totals, turned into counter increments."""
+        seen_sent, seen_dropped = self._syslog_seen
+        self.syslog_sent.inc(max(0, sent - seen_sent))
+        self.syslog_dropped.inc(max(0, dropped - seen_dropped))
+        self.syslog_queued.set(queued)
+        self._syslog_seen = (sent, dropped)
 
     def render(self) -> bytes:
         """The exposition: this registry, or every worker's files added up."""

@@ -77,4 +77,8 @@ def degradations(runtime: Runtime, now: datetime | None = None) -> list[dict[str
             degraded.append({"component": task.name, "reason": problem,
                              "since": _iso(task.failing_since),
                              "meaning": task.while_failing or None})
+    if (forward := audit.syslog) is not None and (forward.queued or forward.dropped):
+        for entry in degraded:
+            if entry["component"] == "audit syslog forward":
+                entry.update(queued_messages=forward.queued, dropped_messages=forward.dropped)
     return degraded

@@ -6,8 +6,9 @@ them back in chain order for ``audit verify`` and ``audit export``, and answers
 ``audit search`` (an ``AuditQuery``) with one query that the indexes of migration
 0005 serve newest first. Rows cross this boundary as plain
 dicts whose ``at`` is the chain's ISO text, so what is read back hashes exactly as
-what was written. Must not compute or check hashes, and never updates or deletes a
-record.
+what was written. Must not compute or check hashes, and never updates a record; the
+only delete is ``delete_audit_through``, a node's oldest records, which retention
+(``gateway.audit.retention``) calls only behind a signed checkpoint it checked.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, delete, func, insert, select
 
 from gateway.audit.chain import FIELDS, format_at, parse_at
 from gateway.audit.query import AuditQuery
@@ -164,3 +165,35 @@ class AuditStore(StoreBase):
             rows = (await conn.execute(select(*[getattr(c, n) for n in _CHECKPOINT_FIELDS])
                                        .where(c.node == node).order_by(c.seq, c.id))).all()
         return [_row_out(row, _CHECKPOINT_FIELDS) for row in rows]
+
+    async def audit_bounds(self, node: str) -> tuple[int, int] | None:
+        """The node's oldest and newest stored seq, or None when it has none."""
+        r = t.audit_records.c
+        async with self._tx() as conn:
+            low, high = (await conn.execute(select(func.min(r.seq), func.max(r.seq))
+                                            .where(r.node == node))).one()
+        return None if low is None else (int(low), int(high))
+
+    async def audit_last_seq_before(self, node: str, before: datetime) -> int | None:
+        """The seq of the node's newest record written before ``before``."""
+        r = t.audit_records.c
+        async with self._tx() as conn:
+            last = (await conn.execute(select(func.max(r.seq)).where(
+                r.node == node, r.at < before))).scalar()
+        return None if last is None else int(last)
+
+    async def audit_row(self, node: str, seq: int) -> dict[str, Any] | None:
+        r = t.audit_records.c
+        async with self._tx() as conn:
+            row = (await conn.execute(select(*[getattr(r, n) for n in FIELDS]).where(
+                r.node == node, r.seq == seq))).first()
+        return None if row is None else _row_out(row, FIELDS)
+
+    async def delete_audit_through(self, node: str, seq: int) -> int:
+        """Delete the node's records with seq <= ``seq`` (one transaction); how many.
+        Only retention calls this, with ``seq`` a signed checkpoint's."""
+        r = t.audit_records.c
+        async with self._tx() as conn:
+            result = await conn.execute(delete(t.audit_records).where(
+                r.node == node, r.seq <= seq))
+        return int(result.rowcount or 0)

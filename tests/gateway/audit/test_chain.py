@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 
 from gateway.audit.chain import GENESIS, HASHED, Chain, canonical, format_at, hash_of, parse_at
 from tests.gateway.audit.helpers import record
@@ -51,3 +53,12 @@ def test_a_records_fields_are_exactly_the_hashed_names_but_node_and_seq() -> Non
     # Chain.link encodes the fields dict as it is: an extra or missing key would
     # change the bytes hashed at write time against those verify recomputes.
     assert set(record(1).fields()) | {"node", "seq"} == set(HASHED)
+
+
+@pytest.mark.parametrize("micro", [0, 1, 999, 1000, 123456, 999999])
+def test_format_at_is_the_millisecond_isoformat(micro: int) -> None:
+    at = datetime(2026, 11, 24, 12, 0, 5, micro, tzinfo=UTC)
+    expected = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert format_at(at) == expected
+    other_zone = at.astimezone(timezone(timedelta(hours=2)))
+    assert format_at(other_zone) == expected

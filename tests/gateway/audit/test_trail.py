@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.audit.assembly import build_audit_writer
 from gateway.audit.keys import load_audit_public_key
 from gateway.config import load_config
 from gateway.http.exchange import Exchange
 from gateway.manage.audit import verify_audit
-from gateway.runtime import Runtime, build_audit_writer
+from gateway.runtime import Runtime
 from gateway.store.store import Store
 from policies.model import Reason
 from tests.gateway.audit.helpers import stored

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from gateway.audit.assembly import build_audit_writer
 from gateway.config import load_config
-from gateway.runtime import build_audit_writer
 from gateway.store.store import Store
 from tests.gateway.audit.helpers import record
 from tests.gateway.cli.conftest import Certgate
@@ -128,3 +128,37 @@ def test_report_refuses_a_bad_period_in_one_sentence(cg: Certgate) -> None:
     assert not out.exists()
     missing = cg("audit", "report")
     assert missing.code == 2 and "--out" in missing.err
+
+
+def test_verify_does_not_need_to_write_the_checkpoint_file(cg: Certgate) -> None:
+    """A reviewer runs verify as a user who can't write the data dir: the checkpoint
+    file's place must be readable, not writable. /proc/sys is read-only even for root."""
+    set_node(cg, "gw1")
+    write_records(cg.config, 3)
+    (cg.data_dir / "audit" / "checkpoints.jsonl").unlink()  # its copy lives in the table
+    cfg = yaml.safe_load(cg.config.read_text())
+    cfg.setdefault("audit", {})["checkpoints"] = "/proc/sys/certgate-checkpoints.jsonl"
+    cg.config.write_text(yaml.safe_dump(cfg))
+    refused = cg("policy", "check")  # serving would write checkpoints there: refused
+    assert refused.code == 1 and "audit.checkpoints" in refused.err + refused.out
+    assert "is not writable" in refused.err + refused.out
+    result = cg.ok("audit", "verify")
+    assert "node gw1: OK, 3 record(s) (seq 1-3), 1 signed checkpoint(s) match" in result.out
+
+
+def test_retention_and_syslog_are_validated_with_a_reason(cg: Certgate) -> None:
+    cfg = yaml.safe_load(cg.config.read_text())
+    cfg.setdefault("audit", {}).update(syslog="siem.example:514", retention="400s")
+    cg.config.write_text(yaml.safe_dump(cfg))
+    result = cg("policy", "check")
+    text = result.err + result.out
+    assert result.code == 1 and "audit.syslog" in text and "audit.retention" in text
+    assert "no syslog transport certgate knows" in text and "at least 1d" in text
+    cfg["audit"].update(syslog="tcp://siem.example:601", retention="400d",
+                        syslog_facility="local4")
+    cg.config.write_text(yaml.safe_dump(cfg))
+    cg.ok("policy", "check")
+    config = load_config(cg.config)
+    assert config.audit.syslog == "tcp://siem.example:601"
+    assert config.audit.syslog_facility == "local4"
+    assert config.audit.retention is not None and config.audit.retention.days == 400

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.audit.assembly import build_audit_writer
 from gateway.config import load_config
-from gateway.runtime import build_audit_writer
 from gateway.store.store import Store
 from tests.gateway.audit.helpers import record
 from tests.gateway.cli.conftest import Certgate
