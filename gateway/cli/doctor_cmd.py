@@ -55,7 +55,7 @@ def _print(findings: list[Finding]) -> None:
 @click.option("--timeout", type=click.FloatRange(0.1, 60.0), default=3.0, show_default=True,
               help="Seconds to wait for the database and for each upstream.")
 @click.pass_obj
-def doctor(obj: CliContext, as_json: bool, service_user: str | None, timeout: float) -> int:
+def doctor(obj: CliContext, as_json: bool, service_user: str | None, timeout: float) -> None:
     """Check this install and say how to fix each problem found."""
     findings = run(lambda: run_doctor(obj.config_path, now=now(), service_user=service_user,
                                       within=timeout))
@@ -65,4 +65,5 @@ def doctor(obj: CliContext, as_json: bool, service_user: str | None, timeout: fl
                    "findings": [f.as_json() for f in findings]})
     else:
         _print(findings)
-    return code
+    if code:
+        raise click.exceptions.Exit(code)
