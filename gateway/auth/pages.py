@@ -1,6 +1,7 @@
 """The sign-in pages as one table, and the answer they share when the database is away.
 
-``/.certgate/login``, ``logout``, ``handoff`` and ``enroll`` are the only requests of
+``/.certgate/login``, ``logout``, ``handoff``, ``enroll`` (and "My access", ``me``,
+from ``gateway.console``) are the only requests of
 the public listener that need the database (a password check, a counted attempt,
 a session written for every node). When it can't be reached they must not fail
 open, nor show a traceback: ``answer`` turns the store's "unreachable" into a 503
@@ -20,7 +21,8 @@ from aiohttp import web
 from gateway.auth.enroll import enroll
 from gateway.auth.handoff import handoff
 from gateway.auth.login import Answer, login, logout
-from gateway.http.admit import ENROLL, HANDOFF, LOGIN, LOGOUT
+from gateway.console.me import my_access_page
+from gateway.http.admit import ENROLL, HANDOFF, LOGIN, LOGOUT, ME
 from gateway.http.pages import refusal
 from gateway.identity.index import Identity
 from gateway.store.errors import StoreError
@@ -29,7 +31,8 @@ from policies.model import Reason
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
-SIGN_IN_PAGES = {LOGIN: login, LOGOUT: logout, HANDOFF: handoff, ENROLL: enroll}
+SIGN_IN_PAGES = {LOGIN: login, LOGOUT: logout, HANDOFF: handoff, ENROLL: enroll,
+                 ME: my_access_page}
 
 
 async def answer(path: str, request: web.Request, runtime: Runtime, identity: Identity,
