@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from gateway.http.admit import host_from_header
 from gateway.manage.me import AccessLine
 from gateway.store.db import serial_hex
 from gateway.store.records import CertRecord, CertStatus, SessionRecord
@@ -18,11 +19,12 @@ from policies.model import Reason, describe
 RENEW_NOTICE = timedelta(days=30)
 
 _DECISIONS = {"allow": "Allowed", "deny": "Refused", "error": "Failed", "info": "Noted"}
-_EVENTS = {
+_EVENTS = {  # records that are not a request's (no address to show)
     "cert.suspend": "You suspended a certificate of yours.",
     "session.end": "You ended sessions of yours.",
     "change.applied": "A gateway applied a change to your access.",
 }
+GATEWAY = "Gateway"  # the app column of the gateway's own pages (sign-in, this page)
 
 
 def when(at: datetime | None) -> str:
@@ -106,11 +108,11 @@ def reason_words(reason: str | None) -> str:
 def access_rows(lines: tuple[AccessLine, ...]) -> list[AccessRow]:
     rows = []
     for line in lines:
-        if line.type == "access":
-            what = f"{line.host or ''}{line.path or ''}" or "(no address)"
+        if line.path is not None:  # a request (an access, a sign-in, ...): its address
+            what = host_from_header(line.host or "") + line.path
         else:
             what = _EVENTS.get(line.type, line.type)
-        rows.append(AccessRow(when(line.at), line.app or "(gateway)", what,
+        rows.append(AccessRow(when(line.at), line.app or GATEWAY, what,
                               _DECISIONS.get(line.decision or "", line.decision or ""),
                               reason_words(line.reason)))
     return rows
