@@ -6,6 +6,7 @@ sessions, refuses posts without a valid CSRF token and renders hostile text as t
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -66,7 +67,6 @@ async def records(gw: Gateway, user: str) -> list[dict[str, Any]]:
 
 async def audit_events(gw: Gateway, type_: str) -> list[dict[str, Any]]:
     """Records of ``type_`` in the JSON-lines copy of the audit trail."""
-    import json
     path = gw.data_dir / "audit" / "audit.jsonl"
     if not path.exists():
         return []
@@ -284,3 +284,38 @@ async def test_a_token_of_another_session_is_refused(gateway: Gateway, alice: Al
         "csrf": csrf_of(page), "action": "end-others"})
     assert status == 403 and b"Nothing was changed" in page
     assert (await me(gateway, first))[0] == 200
+
+
+async def test_signed_in_on_another_app_host_fetches_that_sign_in(gateway: Gateway,
+                                                                   alice: Alice) -> None:
+    await signed_in(gateway, alice)  # on secure.test
+    status, _, headers = await gateway.request("GET", ME, host="wiki.test",
+                                               headers={"Accept": "text/html"})
+    assert status == 303
+    assert "/.certgate/handoff?to=wiki.test&next=/.certgate/me" in headers["Location"]
+    assert headers["Location"].startswith("https://secure.test")
+
+
+async def test_hostile_input_gets_a_clear_refusal(gateway: Gateway, alice: Alice) -> None:
+    cookie = await signed_in(gateway, alice)
+    status, page, _ = await me(gateway, cookie, f"{ME}?suspend=%3Cscript%3E")
+    assert status == 404 and b"not an active certificate of yours" in page
+    assert b"<script>" not in page
+    _, page, _ = await me(gateway, cookie)
+    token = csrf_of(page)
+    cases: list[tuple[dict[str, str], int, bytes]] = [
+        ({"action": "suspend", "serial": "zz<b>"}, 409, b"not a certificate serial number"),
+        ({"action": "suspend", "serial": "f" * 41}, 409, b"not a certificate serial number"),
+        ({"action": "end", "session": "<script>"}, 409, b"not yours"),
+        ({"action": "drop-tables"}, 400, b"could not be read"),
+    ]
+    for data, expected, words in cases:
+        status, page, _ = await me(gateway, cookie, method="POST",
+                                   data={"csrf": token, **data})
+        assert (status, words in page, b"<script>" in page) == (expected, True, False), data
+    status, _, _ = await gateway.request("POST", ME, host=SECURE, json={"action": "end"},
+                                         headers={"Cookie": f"{COOKIE}={cookie}"})
+    assert status == 400
+    status, _, _ = await me(gateway, cookie, method="PUT")
+    assert status == 405
+    assert (await me(gateway, cookie))[0] == 200  # nothing half-done: the page still works
