@@ -41,6 +41,7 @@ from gateway.manage.ca import load_online_ca
 from gateway.manage.errors import ManageError
 from gateway.manage.me import MyAccess, end_own_sessions, my_access, suspend_own_certificate
 from gateway.store.db import serial_hex
+from gateway.store.errors import ConflictError
 from gateway.store.records import SessionRecord
 from pki.ca import CertificateAuthority
 from pki.keys import PkiError
@@ -176,7 +177,7 @@ async def my_access_page(request: web.Request, runtime: Runtime, identity: Ident
         if action in ("end", "end-others"):
             return await _end(request, runtime, identity, session, now, reference, action,
                               str(form.get("session", "")))
-    except ManageError as exc:
+    except (ManageError, ConflictError) as exc:  # ConflictError: a race with another change
         return Answer(await _overview(request, runtime, identity, session, box, now,
                                       reference, status=409, error=f"Nothing was changed: "
                                       f"{exc}."), Reason.FORM_INVALID, False)
