@@ -72,6 +72,7 @@ def _within(name: str, package: str) -> bool:
         ("gateway/store", "gateway.cli"),
         ("gateway/http", "gateway.cli"),
         ("gateway/demo", "gateway.cli"),
+        ("gateway/console", "gateway.cli"),
     ],
 )
 def test_gateway_sub_package_rules(importer: str, forbidden: str) -> None:

@@ -39,7 +39,8 @@ LOGIN = "/.certgate/login"
 LOGOUT = "/.certgate/logout"
 HANDOFF = "/.certgate/handoff"  # one sign-in on every app host (gateway.auth.handoff)
 ENROLL = "/.certgate/enroll"  # setting up the authenticator oneself (gateway.auth.enroll)
-PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT, HANDOFF, ENROLL}
+ME = "/.certgate/me"  # "My access" (gateway.console.me)
+PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT, HANDOFF, ENROLL, ME}
 _HOST_WITH_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::[0-9]{1,5})?")
 
 

@@ -10,10 +10,11 @@ judged, and one ``finally`` that writes the audit record and the metrics.
 
 No database access and no blocking call in here; the sign-in, sign-out, hand-off,
 enrollment and lost-certificate pages (``gateway.auth.login``, ``gateway.auth.handoff``,
-``gateway.auth.enroll``, ``gateway.auth.lost``) are the one place a request of the
-public listener reaches the database, and only for those pages. A browser sent to
-sign in on one app host while its certificate is signed in on another is sent to
-fetch that sign-in instead (``handoff_location``, from memory).
+``gateway.auth.enroll``, ``gateway.auth.lost``) and "My access"
+(``gateway.console.me``) are the one place a request of the public listener reaches
+the database, and only for those pages. A browser sent to sign in on one app host
+while its certificate is signed in on another is sent to fetch that sign-in instead
+(``handoff_location``, from memory).
 """
 
 from __future__ import annotations

@@ -158,6 +158,17 @@ class AuditStore(StoreBase):
             yield [_row_out(row, FIELDS) for row in page]
             after = page[-1].seq
 
+    async def recent_audit(self, user: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest ``limit`` records about ``user`` (every node), newest first, with
+        the fields a person reads: at, type, app, host, path, status, decision, reason."""
+        r = t.audit_records.c
+        columns = [r.at, r.type, r.app, r.host, r.path, r.status, r.decision, r.reason]
+        async with self._tx() as conn:
+            rows = (await conn.execute(select(*columns).where(r.user == user)
+                                       .order_by(r.at.desc(), r.seq.desc())
+                                       .limit(limit))).all()
+        return [dict(row._mapping) for row in rows]
+
     async def audit_checkpoints(self, node: str) -> list[dict[str, Any]]:
         """The node's checkpoints, oldest first."""
         c = t.audit_checkpoints.c
