@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,19 @@ async def _drop_pg_database(base_url: str, name: str) -> None:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         await admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database of its own (dropped after); skips without one."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    url, name = asyncio.run(_create_pg_database(base))
+    try:
+        yield url
+    finally:
+        asyncio.run(_drop_pg_database(base, name))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -34,12 +34,11 @@ from markupsafe import Markup
 from gateway.auth.attempts import failure_subjects, give_back, lock_end, note_lock, reserve
 from gateway.auth.csrf import csrf_token, csrf_valid
 from gateway.auth.login import (
-    MAX_FORM,
     Answer,
     check_password,
     csrf_key,
     login_url,
-    read_form,
+    posted_form,
     safe_next,
     sign_in_form,
     start_session,
@@ -135,14 +134,9 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
         return Answer(web.Response(status=303, headers={"Location": target,
                                                         "Cache-Control": "no-store"}),
                       Reason.ENROLL_PAGE, True)
-    if request.method != "POST":
-        return _refuse(request, Reason.METHOD_NOT_ALLOWED, 405, reference)
-    if request.content_length is None or request.content_length > MAX_FORM:
-        return Answer(refusal(request, status=413, reason=Reason.BODY_TOO_LARGE,
-                              reference=reference, limit=MAX_FORM), Reason.BODY_TOO_LARGE, False)
-    form = await read_form(request)
-    if form is None:
-        return _refuse(request, Reason.FORM_INVALID, 400, reference)
+    form = await posted_form(request, reference)
+    if isinstance(form, Answer):
+        return form
     next_path = safe_next(str(form.get("next", "")))
 
     def again(status: int, reason: Reason, error: str | None = None,

@@ -88,6 +88,24 @@ async def read_form(request: web.Request) -> Mapping[str, object] | None:
         return None
 
 
+async def posted_form(request: web.Request, reference: str
+                      ) -> Mapping[str, object] | Answer:
+    """The browser form of a POST to one of these pages, or the refusal to answer
+    instead: 405 for another method, 413 for a missing or oversized length, 400 for a
+    body that is not such a form."""
+    if request.method != "POST":
+        status, reason = 405, Reason.METHOD_NOT_ALLOWED
+    elif request.content_length is None or request.content_length > MAX_FORM:
+        status, reason = 413, Reason.BODY_TOO_LARGE
+    else:
+        form = await read_form(request)
+        if form is not None:
+            return form
+        status, reason = 400, Reason.FORM_INVALID
+    return Answer(refusal(request, status=status, reason=reason, reference=reference,
+                          limit=MAX_FORM if status == 413 else None), reason, False)
+
+
 def login_url(path_qs: str) -> str:
     return f"{LOGIN_PATH}?next={quote(path_qs, safe='/')}"
 
@@ -146,16 +164,9 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
                                    locked_until=lock_end(failures, now),
                                    pending=totp.state == PENDING),
                       Reason.LOGIN_PAGE, True)
-    if request.method != "POST":
-        return Answer(refusal(request, status=405, reason=Reason.METHOD_NOT_ALLOWED,
-                              reference=reference), Reason.METHOD_NOT_ALLOWED, False)
-    if request.content_length is None or request.content_length > MAX_FORM:
-        return Answer(refusal(request, status=413, reason=Reason.BODY_TOO_LARGE,
-                              reference=reference, limit=MAX_FORM), Reason.BODY_TOO_LARGE, False)
-    form = await read_form(request)
-    if form is None:
-        return Answer(refusal(request, status=400, reason=Reason.FORM_INVALID,
-                              reference=reference), Reason.FORM_INVALID, False)
+    form = await posted_form(request, reference)
+    if isinstance(form, Answer):
+        return form
     next_path = safe_next(str(form.get("next", "")))
 
     def again(status: int, reason: Reason, error: str | None = None,

@@ -31,7 +31,7 @@ from aiohttp import web
 from gateway.audit.record import AuditRecord
 from gateway.auth.csrf import csrf_token, csrf_valid
 from gateway.auth.handoff import handoff_location
-from gateway.auth.login import MAX_FORM, Answer, csrf_key, login_url, read_form
+from gateway.auth.login import Answer, csrf_key, login_url, posted_form
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.sessions import COOKIE, cookie_value
 from gateway.console import views
@@ -154,16 +154,9 @@ async def my_access_page(request: web.Request, runtime: Runtime, identity: Ident
                                   asked)
         return Answer(await _overview(request, runtime, identity, session, box, now,
                                       reference), Reason.BUILTIN, True)
-    if request.method != "POST":
-        return Answer(refusal(request, status=405, reason=Reason.METHOD_NOT_ALLOWED,
-                              reference=reference), Reason.METHOD_NOT_ALLOWED, False)
-    if request.content_length is None or request.content_length > MAX_FORM:
-        return Answer(refusal(request, status=413, reason=Reason.BODY_TOO_LARGE,
-                              reference=reference, limit=MAX_FORM), Reason.BODY_TOO_LARGE, False)
-    form = await read_form(request)
-    if form is None:
-        return Answer(refusal(request, status=400, reason=Reason.FORM_INVALID,
-                              reference=reference), Reason.FORM_INVALID, False)
+    form = await posted_form(request, reference)
+    if isinstance(form, Answer):
+        return form
     if not csrf_valid(csrf_key(box), str(form.get("csrf", "")), _binding(session), now):
         return Answer(await _overview(
             request, runtime, identity, session, box, now, reference, status=403,

@@ -4,13 +4,11 @@ against PostgreSQL, makes two nodes that share the database and trust HAProxy on
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ import pytest
 import yaml
 
 from gateway.config import load_config
-from tests.conftest import PG_ENV, _create_pg_database, _drop_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose"
@@ -63,18 +60,6 @@ def test_haproxy_cfg_is_valid_and_speaks_proxy_v2_to_every_node() -> None:
         ("node-a", "8080"), ("node-a", "8443"), ("node-b", "8080"), ("node-b", "8443")]
     assert all("send-proxy-v2" in options and "check port 9443" in options
                for *_, options in servers)
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set")
-    url, name = asyncio.run(_create_pg_database(base))
-    try:
-        yield url
-    finally:
-        asyncio.run(_drop_pg_database(base, name))
 
 
 def run_init(root: Path, url: str) -> subprocess.CompletedProcess[str]:

@@ -5,10 +5,8 @@ holds an install refused with nothing made."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,20 +16,7 @@ from gateway.config import load_config
 from gateway.manage.database import point_config
 from gateway.store import tables as t
 from gateway.store.db import make_engine
-from tests.conftest import PG_ENV, _create_pg_database, _drop_pg_database
 from tests.gateway.cli.conftest import Certgate
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set")
-    url, name = asyncio.run(_create_pg_database(base))
-    try:
-        yield url
-    finally:
-        asyncio.run(_drop_pg_database(base, name))
 
 
 def init_args(data_dir: Path, url: str, *extra: str) -> list[str]:
