@@ -29,7 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from yarl import URL
 
 from gateway.cli.main import main
-from gateway.config import load_config
+from gateway.config import Config, load_config
 from gateway.runtime import Runtime
 from gateway.server import run_server
 from gateway.store.records import CertRecord, CertStatus
@@ -268,6 +268,22 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest,
     config_path.write_text(yaml.safe_dump(cfg))
     config = load_config(config_path)
 
+    try:
+        async with running_server(config) as (runtime, addresses):
+            def port(kind: str) -> int:
+                return int(addresses[kind][0].rsplit(":", 1)[1])
+
+            yield Gateway(data_dir, config_path, port("public"), port("admin"), port("pki"),
+                          runtime, seen, upstream_port, certs, extra_port)
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def running_server(config: Config
+                         ) -> AsyncIterator[tuple[Runtime, dict[str, list[str]]]]:
+    """``run_server`` in a task, yielded once ready (its start-up error raised as it
+    is), stopped and awaited after."""
     ready: asyncio.Future[tuple[Runtime, dict[str, list[str]]]] = \
         asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
@@ -279,19 +295,12 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest,
     done, _ = await asyncio.wait({task, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()  # raises the startup error
-    runtime, addresses = ready.result()
-
-    def port(kind: str) -> int:
-        return int(addresses[kind][0].rsplit(":", 1)[1])
-
     try:
-        yield Gateway(data_dir, config_path, port("public"), port("admin"), port("pki"),
-                      runtime, seen, upstream_port, certs, extra_port)
+        yield ready.result()
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 40)
-        await runner.cleanup()
 
 
 FREE_PORT = -1  # in an app's "ports": a free port picked at start, as gateway.extra_port

@@ -12,11 +12,9 @@ from typing import Any
 import yaml
 
 from gateway.config import Config, load_config
-from gateway.runtime import Runtime
-from gateway.server import run_server
 from gateway.store.db import sqlite_url
 from gateway.store.store import Store
-from tests.gateway.conftest import Gateway, Template, app_configs
+from tests.gateway.conftest import Gateway, Template, app_configs, running_server
 from tests.gateway.upstreams import Seen, start, upstream_app
 
 
@@ -53,27 +51,12 @@ async def serving(tmp_path: Path, template: Template, database_url: str | None =
     config = load_config(config_path)
     if before_start is not None:
         await before_start(config)
-    ready: asyncio.Future[tuple[Runtime, dict[str, list[str]]]] = \
-        asyncio.get_running_loop().create_future()
-    stop = asyncio.Event()
-
-    async def on_ready(runtime: Runtime, addresses: dict[str, list[str]]) -> None:
-        ready.set_result((runtime, addresses))
-
-    task = asyncio.create_task(run_server(config, on_ready=on_ready, stop=stop))
-    done, _ = await asyncio.wait({task, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-    runtime, addresses = ready.result()
-
-    def port(kind: str) -> int:
-        return int(addresses[kind][0].rsplit(":", 1)[1])
-
     try:
-        yield Gateway(data_dir, config_path, port("public"), port("admin"), port("pki"),
-                      runtime, seen, upstream_port, certs)
+        async with running_server(config) as (runtime, addresses):
+            def port(kind: str) -> int:
+                return int(addresses[kind][0].rsplit(":", 1)[1])
+
+            yield Gateway(data_dir, config_path, port("public"), port("admin"), port("pki"),
+                          runtime, seen, upstream_port, certs)
     finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 40)
         await runner.cleanup()
