@@ -275,8 +275,12 @@ class AuditWriter:
         """Flush every ``flush_interval``; after a failure retry every ``retry_interval``.
         Survives any exception: an unexpected one is logged and retried like a disk error."""
         while True:
+            # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` returns
+            # the wake-up's result when a cancel lands in the same loop turn, swallowing
+            # the cancel, and the shutdown that waits for this task waits for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+                async with asyncio.timeout(self._flush_interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()
