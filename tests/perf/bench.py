@@ -526,7 +526,8 @@ def measure_audit_slow(procs: Procs, sc: Scenario, pki: Pki, workdir: Path, seco
         _, types = asyncio.run(_audit_counts(pki.config, heads))
         written = types.get("access", 0)
         res.scenario, res.target = sc.name, target
-        res.extra = {"queue_peak": sampler.peak_queue, "queue_at_end": left,
+        res.extra = {"requests": float(res.requests or 0), "queue_peak": sampler.peak_queue,
+                     "queue_at_end": left,
                      "spooled_peak": sampler.peak_spooled, "failing": sampler.failing,
                      "access_records": written}
         if res.requests is not None and written < res.requests:
@@ -664,7 +665,8 @@ def table(results: list[Result]) -> str:
         for r in (ng, bare, cg, *others):
             if r is None:
                 continue
-            extra = " ".join(f"{k}={v:.1f}" for k, v in r.extra.items())
+            extra = " ".join(f"{k}={v:.2f}" if k.endswith("_x") else f"{k}={v:.1f}"
+                             for k, v in r.extra.items())
             rat_n = ratio(cg.rps, ng.rps) if (r is cg and cg and ng) else ""
             rat_b = ratio(cg.rps, bare.rps) if (r is cg and cg and bare) else ""
             lines.append(f"{sc:45s} {r.target:9s} {fmt(r.rps):>12s} {fmt(r.p50_ms):>8s} "
