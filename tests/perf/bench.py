@@ -526,7 +526,8 @@ def measure_audit_slow(procs: Procs, sc: Scenario, pki: Pki, workdir: Path, seco
         _, types = asyncio.run(_audit_counts(pki.config, heads))
         written = types.get("access", 0)
         res.scenario, res.target = sc.name, target
-        res.extra = {"requests": float(res.requests or 0), "queue_peak": sampler.peak_queue,
+        res.extra = {"p90_ms": res.p90_ms or float("nan"), "requests": float(res.requests or 0),
+                     "queue_peak": sampler.peak_queue,
                      "queue_at_end": left,
                      "spooled_peak": sampler.peak_spooled, "failing": sampler.failing,
                      "access_records": written}
