@@ -54,6 +54,9 @@ __all__ = ["AuditRecord", "AuditWriter"]
 
 log = logging.getLogger("certgate.audit")
 _utc_now: Callable[[], datetime] = partial(datetime.now, UTC)
+# Batches a flush may chain while writing the one before (bounded, so that under
+# sustained overload a flush still ends and checkpoints stay due).
+PIPELINE_ROUNDS = 16
 
 
 class AuditWriter:
@@ -158,7 +161,9 @@ class AuditWriter:
 
     async def _link_queue(self) -> None:
         """Chain everything queued (in a worker thread) and hand the new records to the
-        syslog forward, which copies them whatever happens to the writes."""
+        syslog forward, which copies them whatever happens to the writes. ``_link``
+        appends to ``_pending`` from its thread: nothing iterates ``_pending`` until
+        this returns (deque appends and pops are thread-safe, iteration is not)."""
         records = [self._queue.popleft() for _ in range(len(self._queue))]
         linked = await asyncio.to_thread(self._link, records)
         if self.syslog is not None:
@@ -183,9 +188,19 @@ class AuditWriter:
             if self._queue:
                 await self._link_queue()
             self.written += await self._drain_spool()
+            rounds = 0
             while self._pending:
                 batch = list(islice(self._pending, self._batch_size * 4))
-                await self._write(batch)
+                # Pipelined: what was emitted meanwhile is chained (worker thread) while
+                # this batch is written; it joins ``_pending`` behind the batch, in order.
+                rounds += 1
+                linking = asyncio.ensure_future(self._link_queue()) \
+                    if self._queue and rounds <= PIPELINE_ROUNDS else None
+                try:
+                    await self._write(batch)
+                finally:
+                    if linking is not None:
+                        await linking
                 for _ in batch:
                     self._pending.popleft()
                 self.written += len(batch)
@@ -275,8 +290,12 @@ class AuditWriter:
         """Flush every ``flush_interval``; after a failure retry every ``retry_interval``.
         Survives any exception: an unexpected one is logged and retried like a disk error."""
         while True:
+            # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` returns
+            # the wake-up's result when a cancel lands in the same loop turn, swallowing
+            # the cancel, and the shutdown that waits for this task waits for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+                async with asyncio.timeout(self._flush_interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()

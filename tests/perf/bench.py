@@ -53,6 +53,8 @@ class Result:
     p99_ms: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    p90_ms: float | None = None
+    requests: int | None = None  # ab's complete requests, when ab ran
 
 
 def free_port() -> int:
@@ -140,7 +142,8 @@ def run_ab(url: str, *, client_pem: Path, concurrency: int, seconds: float, keep
     if bad:
         note = f"{bad} failed/non-2xx of {complete.group(1) if complete else '?'}"
     return Result("", "", rps=float(rps.group(1)), p50_ms=pct.get(50), p99_ms=pct.get(99),
-                  note=note)
+                  note=note, p90_ms=pct.get(90),
+                  requests=int(complete.group(1)) if complete else None)
 
 
 class RssSampler:
@@ -372,6 +375,9 @@ SCENARIOS = [
     Scenario("instructions/request (k, callgrind), 1 worker", "instructions", 10, 1),
     # The same to an mfa: required app with a live session (cookie looked up per request).
     Scenario("instructions/request, mfa app + session, 1 worker", "instructions-mfa", 10, 1),
+    # certgate twice in the same run: its audit store as it is, then with every batch
+    # write delayed (tests/perf/slow_audit_serve.py); requests must not notice.
+    Scenario("audit store slowed: keep-alive c=10, 1 worker", "audit-slow", 10, 1),
 ]
 
 
@@ -413,6 +419,134 @@ def measure_instructions(procs: Procs, cmd: list[str], port: int, pki: Pki, work
     return Result("", "", rps=total / int(done.group(1)) / 1000, note=note)
 
 
+# --- a deliberately slowed audit store ----------------------------------------------------
+
+
+async def _audit_counts(config: Path, after: dict[str, int] | None = None
+                        ) -> tuple[dict[str, int], dict[str, int]]:
+    """Per node, the newest audit seq; and, given the heads of an earlier call as
+    ``after``, the records written since, by type."""
+    from sqlalchemy import func, select
+
+    from gateway.config import load_config
+    from gateway.store import tables as t
+    from gateway.store.db import make_engine
+
+    engine = make_engine(load_config(config).database_url)
+    r = t.audit_records.c
+    try:
+        async with engine.connect() as conn:
+            heads = {row.node: int(row.seq) for row in await conn.execute(
+                select(r.node, func.max(r.seq).label("seq")).group_by(r.node))}
+            types: dict[str, int] = {}
+            for node in heads if after is not None else ():
+                for row in await conn.execute(
+                        select(r.type, func.count().label("n"))
+                        .where(r.node == node, r.seq > after.get(node, 0)).group_by(r.type)):
+                    types[row.type] = types.get(row.type, 0) + int(row.n)
+    finally:
+        await engine.dispose()
+    return heads, types
+
+
+class QueueSampler:
+    """Polls certgate's ``/metrics`` for the audit queue while a scenario runs."""
+
+    def __init__(self, admin_port: int) -> None:
+        self.url = f"http://127.0.0.1:{admin_port}/metrics"
+        self.peak_queue = 0.0
+        self.peak_spooled = 0.0
+        self.failing = 0.0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def read(self) -> dict[str, float]:
+        import urllib.request
+
+        with urllib.request.urlopen(self.url, timeout=2) as resp:
+            text = resp.read().decode()
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("certgate_audit_queue_records", "certgate_audit_spooled_records",
+                        "certgate_audit_failing"):
+                values[name] = float(value)
+        return values
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            with contextlib.suppress(OSError, ValueError):
+                v = self.read()
+                self.samples += 1
+                self.peak_queue = max(self.peak_queue, v.get("certgate_audit_queue_records", 0))
+                self.peak_spooled = max(self.peak_spooled,
+                                        v.get("certgate_audit_spooled_records", 0))
+                self.failing = max(self.failing, v.get("certgate_audit_failing", 0))
+
+    def __enter__(self) -> QueueSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _x(a: float | None, b: float | None) -> float:
+    return a / b if a and b else float("nan")
+
+
+def measure_audit_slow(procs: Procs, sc: Scenario, pki: Pki, workdir: Path, seconds: float,
+                       delay: float) -> list[Result]:
+    """certgate with its audit store as it is, then with every batch write ``delay``
+    seconds slower, one after the other in this run: keep-alive latency of both, the
+    audit queue while loaded, and after each (graceful stop, so the queue drains) the
+    ``access`` records written against the requests ab completed."""
+    exe = shutil.which("certgate", path=str(Path(PY).parent)) or "certgate"
+    results: list[Result] = []
+    for target, launcher in (("certgate", [exe]),
+                             (f"cg audit+{delay * 1000:.0f}ms",
+                              [PY, str(HERE / "slow_audit_serve.py"), str(delay)])):
+        port, admin = free_port(), free_port()
+        cmd = [*launcher, "--config", str(pki.config), "serve", "--listen",
+               f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
+               "--workers", str(sc.workers)]
+        heads, _ = asyncio.run(_audit_counts(pki.config))
+        proc = procs.start(cmd, log=workdir / f"audit-slow-{port}.log", port=port)
+        try:
+            wait_port(admin)
+            with QueueSampler(admin) as sampler:
+                res = run_ab(f"https://127.0.0.1:{port}/", client_pem=pki.client_pem,
+                             concurrency=sc.concurrency, seconds=seconds, keepalive=True,
+                             workdir=workdir)
+                left = sampler.read().get("certgate_audit_queue_records", -1)
+        finally:
+            procs.stop(proc)  # SIGTERM: the writer drains its queue before the exit
+        _, types = asyncio.run(_audit_counts(pki.config, heads))
+        written = types.get("access", 0)
+        res.scenario, res.target = sc.name, target
+        res.extra = {"p90_ms": res.p90_ms or float("nan"), "requests": float(res.requests or 0),
+                     "queue_peak": sampler.peak_queue,
+                     "queue_at_end": left,
+                     "spooled_peak": sampler.peak_spooled, "failing": sampler.failing,
+                     "access_records": written}
+        if res.requests is not None and written < res.requests:
+            res.note = (res.note + f" LOST {res.requests - written} audit records").strip()
+        if results:  # the slowed run against the normal one, from this run
+            base = results[0]
+            res.extra.update({"p50_x": _x(res.p50_ms, base.p50_ms),
+                              "p90_x": _x(res.p90_ms, base.p90_ms),
+                              "p99_x": _x(res.p99_ms, base.p99_ms),
+                              "rps_x": _x(res.rps, base.rps)})
+        results.append(res)
+    verify = subprocess.run([exe, "--config", str(pki.config), "audit", "verify"],
+                            capture_output=True, text=True, timeout=300)
+    results[-1].note = (results[-1].note + (" chain verifies" if verify.returncode == 0 else
+                        f" audit verify FAILED: {verify.stdout.strip()[-200:]}")).strip()
+    return results
+
+
 def measure(sc: Scenario, target: str, port: int, pid: int | None, pki: Pki, workdir: Path,
             seconds: float) -> Result:
     base = f"https://127.0.0.1:{port}"
@@ -436,7 +570,7 @@ def measure(sc: Scenario, target: str, port: int, pid: int | None, pki: Pki, wor
 
 
 def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
-                  apps: int) -> list[Result]:
+                  apps: int, audit_delay: float = 0.2) -> list[Result]:
     procs = Procs()
     results: list[Result] = []
     try:
@@ -456,6 +590,13 @@ def run_scenarios(workdir: Path, seconds: float, only: set[str] | None,
         pki = prepare_certgate(workdir, apps=apps, up_port=up_port, ws_port=ws_port)
         for sc in SCENARIOS:
             if only and sc.kind not in only and sc.name not in only:
+                continue
+            if sc.kind == "audit-slow":
+                for res in measure_audit_slow(procs, sc, pki, workdir, seconds, audit_delay):
+                    results.append(res)
+                    print(f"  {sc.name:45s} {res.target:9s} {fmt(res.rps)} {fmt(res.p50_ms)} "
+                          f"{fmt(res.p90_ms)} {fmt(res.p99_ms)} {res.extra} {res.note}",
+                          file=sys.stderr, flush=True)
                 continue
             for target in ("nginx", "bare", "certgate"):
                 if target == "nginx" and sc.kind.startswith("instructions"):
@@ -520,10 +661,13 @@ def table(results: list[Result]) -> str:
     by: dict[tuple[str, str], Result] = {(r.scenario, r.target): r for r in results}
     for sc in dict.fromkeys(r.scenario for r in results):
         cg, ng, bare = (by.get((sc, t)) for t in ("certgate", "nginx", "bare"))
-        for r in (ng, bare, cg):
+        others = [r for r in results if r.scenario == sc
+                  and r.target not in ("certgate", "nginx", "bare")]
+        for r in (ng, bare, cg, *others):
             if r is None:
                 continue
-            extra = " ".join(f"{k}={v:.1f}" for k, v in r.extra.items())
+            extra = " ".join(f"{k}={v:.2f}" if k.endswith("_x") else f"{k}={v:.1f}"
+                             for k, v in r.extra.items())
             rat_n = ratio(cg.rps, ng.rps) if (r is cg and cg and ng) else ""
             rat_b = ratio(cg.rps, bare.rps) if (r is cg and cg and bare) else ""
             lines.append(f"{sc:45s} {r.target:9s} {fmt(r.rps):>12s} {fmt(r.p50_ms):>8s} "
@@ -537,8 +681,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 s per measurement")
     parser.add_argument("--only", action="append",
                         help="scenario kind or name (ab-keepalive, ab-handshake, ab-upload, "
-                             "download, ws, instructions, micro); repeatable")
+                             "download, ws, instructions, audit-slow, micro); repeatable")
     parser.add_argument("--apps", type=int, default=50, help="apps in certgate's config")
+    parser.add_argument("--audit-delay", type=float, default=0.2,
+                        help="seconds each audit batch write waits in the audit-slow "
+                             "scenario (default 0.2)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--skip", action="append", default=[],
@@ -560,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     try:
         if only is None or only - {"micro"}:
-            results += run_scenarios(workdir, seconds, only, args.apps)
+            results += run_scenarios(workdir, seconds, only, args.apps, args.audit_delay)
         if only is None or "micro" in only:
             from tests.perf import micro
 

@@ -172,3 +172,33 @@ async def test_a_record_that_cannot_be_encoded_keeps_its_place_in_the_chain(
     assert [g["type"] for g in got] == ["access", "audit.unencodable", "audit.unencodable",
                                         "access"]
     assert [g["reference"] for g in got] == expected(range(4))
+
+
+async def test_a_stop_that_meets_a_wake_up_still_stops_the_writer(tmp_path: Path) -> None:
+    """The gateway stops the writer by cancelling ``run`` and waiting for it. A cancel
+    that lands in the loop turn where the wake-up has fired but ``run`` has not resumed
+    yet must still end it (Python 3.11's ``asyncio.wait_for`` returned the wake-up's
+    result instead and swallowed the cancel: ``run`` went on and the shutdown, or the
+    throughput benchmark, waited for ever). Every turn from 0 to 7 is tried; no clock."""
+    swallowed = []
+    for turns in range(8):
+        writer = AuditWriter(tmp_path / f"audit-{turns}.jsonl", flush_interval=3600,
+                             batch_size=1)
+        task = asyncio.create_task(writer.run())
+        await asyncio.sleep(0)  # run() is waiting for its wake-up
+        writer.emit(record(turns))  # a full batch: the wake-up
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        for _ in range(50):  # loop turns, not time: a cancelled run ends in two or three
+            if task.done():
+                break
+            await asyncio.sleep(0)
+        if not task.done():
+            swallowed.append(turns)
+            task.cancel()  # the second cancel finds it waiting again and ends it
+        await asyncio.wait({task})
+        assert task.cancelled()
+        await writer.close()
+        assert [line["reference"] for line in lines(writer.path)] == [f"{turns:012x}"]
+    assert swallowed == [], f"cancel swallowed when it came {swallowed} turn(s) after the wake-up"
