@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from gateway.audit.chain import FIELDS, format_at, parse_at
 from gateway.audit.query import AuditQuery
@@ -25,6 +26,7 @@ from gateway.store import tables as t
 from gateway.store.base import StoreBase
 
 PAGE = 10_000
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a duplicate key
 assert FIELDS[:3] == ("node", "seq", "at"), "append_audit builds rows in FIELDS order"
 _REST = FIELDS[3:]
 # Built from the constant FIELDS only (no outside text): the values are bound parameters.
@@ -103,8 +105,14 @@ class AuditStore(StoreBase):
             # sent its (lazy) BEGIN, so outside that transaction: one statement, all
             # rows or none on its own.
             raw = await conn.get_raw_connection()
-            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-                "audit_records", records=values, columns=list(FIELDS))
+            try:
+                await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                    "audit_records", records=values, columns=list(FIELDS))
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) == _UNIQUE_VIOLATION:
+                    # As an INSERT would say it: another writer took that (node, seq).
+                    raise IntegrityError("COPY audit_records", None, exc) from exc
+                raise
 
     async def append_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         async with self._tx() as conn:
