@@ -26,6 +26,7 @@ from gateway.ops.readiness import degradations
 from gateway.store.db import serial_hex
 from gateway.store.records import CertStatus
 from pki.keys import PkiError
+from policies.model import Reason, describe
 
 if TYPE_CHECKING:
     from gateway.console.handler import Visit
@@ -52,6 +53,14 @@ class ChainLine:
     head: int
     checkpoint: str  # what the newest checkpoint says, in words
     ok: bool
+
+
+def why(code: str | None) -> str:
+    """A record's reason in words (``Reason``'s description), or the code as stored."""
+    try:
+        return describe(Reason(code or ""))
+    except ValueError:
+        return code or ""
 
 
 def when(at: datetime | str | None) -> str:
@@ -130,4 +139,4 @@ async def show(visit: Visit) -> web.Response:
         expiring=expiring, locked=locked, denials=denials[:DENIALS_SHOWN],
         denial_count=(f"{DENIALS_COUNTED} or more" if len(denials) >= DENIALS_COUNTED
                       else str(len(denials))), chains=await chains(store, visit), when=when,
-        serial_hex=serial_hex)
+        why=why, serial_hex=serial_hex)
