@@ -10,7 +10,7 @@ forwarding them.
 - ``render``: the pages (jinja2, autoescaped), the stylesheet pinned by its CSP hash,
   the security headers;
 - ``handler``: the routes, the CSRF check on every POST, refusals;
-- ``overview``, ``certs``, ``audit``: the pages, each calling ``gateway.manage`` (the
+- ``overview``, ``certs``, ``people`` (users and sessions), ``audit``: the pages, each calling ``gateway.manage`` (the
   same use-cases as the CLI) and recording each change with ``AdminTrail`` (actor
   ``console:<user>``);
 - ``download``: the one-time download link of a new person's ``.p12``

@@ -37,7 +37,8 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
-NAV = (("/", "Overview"), ("/certificates", "Certificates"), ("/audit", "Audit"))
+NAV = (("/", "Overview"), ("/certificates", "Certificates"), ("/users", "Users"),
+       ("/sessions", "Sessions"), ("/audit", "Audit"))
 _DEFAULTS: dict[str, Any] = {"console_user": None, "nav": NAV, "here": None, "error": None,
                              "notice": None, "reference": None, "narrow": False}
 

@@ -91,7 +91,7 @@ async def test_every_form_refuses_a_post_without_a_valid_token(gateway: Gateway,
         await store.close()
     serial = f"{cert.serial:X}"
     form = {"serial": serial, "user": "bob", "reason": "keyCompromise", "nonce": "n-" + path,
-            "profile": "modern"}
+            "profile": "modern", "groups": "nobody", "session": "0" * 16, "email": ""}
     # No token, a made-up one, and one of another session (dave's).
     other = await sign_in_other(gateway, admin.alice)
     for token in (None, "1.abc", other):
@@ -101,9 +101,12 @@ async def test_every_form_refuses_a_post_without_a_valid_token(gateway: Gateway,
     store = await gateway.store()
     try:
         after = await store.list_certificates(user="bob")
+        bob = await store.get_user("bob")
     finally:
         await store.close()
     assert [(c.serial, c.status) for c in after] == [(cert.serial, CertStatus.ACTIVE)]
+    assert (bob.enabled, bob.groups) == (True, ("sales",))
+    assert (await console(gateway, "GET", "/", cookie=admin.cookie))[0] == 200
 
 
 async def sign_in_other(gateway: Gateway, alice: Alice) -> str:
