@@ -10,9 +10,10 @@ forwarding them.
 - ``render``: the pages (jinja2, autoescaped), the stylesheet pinned by its CSP hash,
   the security headers;
 - ``handler``: the routes, the CSRF check on every POST, refusals;
-- ``overview``, ``certs``, ``people`` (users and sessions), ``audit``: the pages, each calling ``gateway.manage`` (the
-  same use-cases as the CLI) and recording each change with ``AdminTrail`` (actor
-  ``console:<user>``);
+- ``overview``, ``certs``, ``people`` (users and sessions), ``audit``: the pages,
+  each calling ``gateway.manage`` (the same use-cases as the CLI) and recording each
+  change with ``AdminTrail`` (actor ``console:<user>``); ``apps``: the policies,
+  read-only, with who can reach each app and "why can't X reach Y";
 - ``download``: the one-time download link of a new person's ``.p12``
   (``/.certgate/download``, answered without a client certificate).
 

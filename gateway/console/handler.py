@@ -83,12 +83,12 @@ class ConsoleAnswer:
 
 
 def _routes() -> tuple[dict[str, Handler], dict[str, Handler]]:
-    from gateway.console import audit, certs, overview, people
+    from gateway.console import apps, audit, certs, overview, people
 
     gets: dict[str, Handler] = {"/": overview.show, "/certificates": certs.show,
                                 "/certificates/confirm": certs.confirm,
                                 "/users": people.show, "/users/confirm": people.confirm,
-                                "/sessions": people.sessions,
+                                "/sessions": people.sessions, "/apps": apps.show,
                                 "/audit": audit.show, "/audit/report": audit.report}
     posts: dict[str, Handler] = {f"/certificates/{action}": handler
                                  for action, handler in certs.ACTIONS.items()}

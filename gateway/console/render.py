@@ -38,7 +38,7 @@ HEADERS = {
 }
 
 NAV = (("/", "Overview"), ("/certificates", "Certificates"), ("/users", "Users"),
-       ("/sessions", "Sessions"), ("/audit", "Audit"))
+       ("/sessions", "Sessions"), ("/apps", "Apps"), ("/audit", "Audit"))
 _DEFAULTS: dict[str, Any] = {"console_user": None, "nav": NAV, "here": None, "error": None,
                              "notice": None, "reference": None, "narrow": False}
 
