@@ -31,7 +31,7 @@ async def test_what_needs_attention_is_on_the_overview(gateway: Gateway,
 
     async def shown() -> bool:
         status, body, _ = await console(gateway, "GET", "/", cookie=admin.cookie)
-        return status == 200 and b"You are not allowed to use this application." in body
+        return status == 200 and b"<td>bob</td>" in body  # bob's refusal was written
 
     await gateway.wait_for(shown, timeout=5)
     _, body, _ = await console(gateway, "GET", "/", cookie=admin.cookie)
