@@ -43,6 +43,7 @@ from gateway.auth.lost import LostDesk
 from gateway.auth.secretbox import SecretBox, load_secret_box
 from gateway.auth.sessions import SessionIndex, SessionLimits
 from gateway.config import Config, TlsConfig, load_config
+from gateway.config.console import routed_apps
 from gateway.http.exchange import Exchange
 from gateway.http.forward import WebSocketRegistry
 from gateway.http.guard import Guard
@@ -82,7 +83,7 @@ class State:
 def build_state(config: Config) -> State:
     """Everything a reload replaces; raises (naming key and file) on anything wrong."""
     tls_context = build_server_context(config.tls)
-    router = Router(config.apps)
+    router = Router(routed_apps(config))
     signer = AssertionSigner.from_file(config.assertion.key, issuer=config.assertion.issuer,
                                        ttl=config.assertion.ttl)
     return State(config, router, config.policy_set, UpstreamPool(router), signer, tls_context,

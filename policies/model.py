@@ -86,6 +86,10 @@ class Reason(StrEnum):
     LOST_STOPPED = "lost-stopped"
     LOST_REFUSED = "lost-refused"
     LOST_LIMITED = "lost-limited"
+    # The console's one-time download link for a new person's .p12.
+    DOWNLOAD_PAGE = "download-page"
+    DOWNLOADED = "downloaded"
+    DOWNLOAD_REFUSED = "download-refused"
 
 
 _DESCRIPTIONS: Mapping[Reason, str] = {
@@ -161,6 +165,10 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
                          "already used.",
     Reason.LOST_LIMITED: "Too many tries to stop a certificate from here; wait before "
                          "trying again.",
+    Reason.DOWNLOAD_PAGE: "The page of a certificate download link was shown.",
+    Reason.DOWNLOADED: "The certificate file of a download link was fetched (once).",
+    Reason.DOWNLOAD_REFUSED: "This download link is not valid, was already used or has "
+                             "expired.",
 }
 
 

@@ -29,6 +29,7 @@ from pydantic import (
 
 from gateway.audit.destination import audit_path_problem
 from gateway.config.audit import AuditConfig
+from gateway.config.console import ConsoleConfig, console_clashes, routed_apps
 from gateway.config.front import ProxyProtocolConfig
 from gateway.config.lost import LostConfig
 from gateway.config.node import NODE_RE, default_node, is_node_name
@@ -262,6 +263,7 @@ class Config(_Section):
     auth: AuthConfig
     limits: LimitsConfig = LimitsConfig()
     lost: LostConfig = LostConfig()  # the "I lost my USB stick" page
+    console: ConsoleConfig | None = None  # the admin console (gateway.console)
     apps: tuple[AppConfig, ...] = ()
 
     _policy_set: PolicySet | None = PrivateAttr(default=None)
@@ -270,7 +272,7 @@ class Config(_Section):
     def policy_set(self) -> PolicySet:
         """The compiled policies, built once at load time."""
         if self._policy_set is None:
-            self._policy_set = build_policy_set(self.apps)
+            self._policy_set = build_policy_set(routed_apps(self))
         return self._policy_set
 
     def app(self, name: str) -> AppConfig | None:
@@ -346,7 +348,7 @@ def config_from_document(doc: YamlDocument, path: Path, *, writing: bool = True)
         config = Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(tuple(issues_from_validation_error(exc, doc))) from None
-    clashes = port_clashes(config)
+    clashes = port_clashes(config) + console_clashes(config.console, config.apps)
     if config.proxy_protocol and "pki" in config.proxy_protocol.listeners and not config.pki_listen:
         clashes.append((("proxy_protocol", "listeners"), "names pki, but pki_listen is not set"))
     for key in ("path", "checkpoints") if writing else ():
@@ -357,7 +359,7 @@ def config_from_document(doc: YamlDocument, path: Path, *, writing: bool = True)
         raise ConfigError([SourceIssue(doc.file, doc.line_of(loc), format_loc(loc), message)
                            for loc, message in clashes])
     try:
-        config._policy_set = build_policy_set(config.apps, doc=doc)
+        config._policy_set = build_policy_set(routed_apps(config), doc=doc)
     except PolicyError as exc:
         raise ConfigError(exc.issues) from None
     return config
@@ -383,4 +385,3 @@ def port_clashes(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
                 problems.append((("apps", i, "ports", j),
                                  f"port {port} is already used by {taken[port]}"))
     return problems
-

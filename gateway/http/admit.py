@@ -34,7 +34,9 @@ BUILTIN = "/.certgate"
 # What a request without (a known) certificate may still see.
 # "/.certgate/lost" stops a lost certificate with its stop code (gateway.auth.lost).
 LOST = "/.certgate/lost"
-PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json", LOST})
+# "/.certgate/download" hands a new person their .p12 once (gateway.console.download).
+DOWNLOAD = "/.certgate/download"
+PUBLIC_PAGES = frozenset({"/.certgate/help", "/.certgate/jwks.json", LOST, DOWNLOAD})
 LOGIN = "/.certgate/login"
 LOGOUT = "/.certgate/logout"
 HANDOFF = "/.certgate/handoff"  # one sign-in on every app host (gateway.auth.handoff)

@@ -29,7 +29,10 @@ from gateway.auth.handoff import handoff_location
 from gateway.auth.login import login_url, logout_token
 from gateway.auth.pages import SIGN_IN_PAGES, answer, answer_lost
 from gateway.auth.sessions import cookie_value
-from gateway.http.admit import LOST, Facts, Page, Refusal, admit
+from gateway.config.console import CONSOLE_APP
+from gateway.console.download import answer_download
+from gateway.console.handler import answer as answer_console
+from gateway.http.admit import DOWNLOAD, LOST, Facts, Page, Refusal, admit
 from gateway.http.exchange import Exchange, Verdict, factors_label
 from gateway.http.forward import (
     ForwardError,
@@ -91,8 +94,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 return _to_sign_in(request, out, result.reason, query, runtime, port, now)
             return _refuse(request, out, result.status, result.reason)
         if isinstance(result, Page):
-            if result.path == LOST:  # stopping a lost certificate: no certificate needed
-                page_answer = await answer_lost(request, runtime, out.reference)
+            if result.path in (LOST, DOWNLOAD):  # no certificate needed for these two
+                page_answer = await (answer_lost if result.path == LOST else answer_download)(
+                    request, runtime, out.reference)
                 out.status, out.reason = page_answer.response.status, page_answer.reason
                 out.verdict = Verdict.ALLOW if page_answer.allowed else Verdict.DENY
                 return page_answer.response
@@ -111,6 +115,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         identity, app, host, session = result.identity, result.app, result.host, result.session
         out.app, out.rule = app.name, result.rule
         factors = session.factors if session is not None else CERTIFICATE_ONLY
+        if app.name == CONSOLE_APP:  # the admin console: answered here, never forwarded
+            console = await answer_console(request, runtime, identity.user, session,
+                                           result.path, out.reference)
+            out.status, out.reason = console.response.status, console.reason
+            out.verdict = Verdict.ALLOW if console.allowed else Verdict.DENY
+            out.factors = factors_label(factors)
+            return console.response
         if session is not None:
             out.factors = factors_label(factors)
         auth_time = session.mfa_at if session is not None else None

@@ -17,6 +17,7 @@ from gateway.store.audit import AuditStore
 from gateway.store.audit_report import AuditReportStore
 from gateway.store.certs import CertStore
 from gateway.store.db import make_engine, migrate_async
+from gateway.store.downloads import DownloadStore
 from gateway.store.factors import FactorStore
 from gateway.store.feed import FeedStore
 from gateway.store.handoffs import HandoffStore
@@ -25,7 +26,7 @@ from gateway.store.users import UserStore
 
 
 class Store(UserStore, StopCodeStore, CertStore, FeedStore, FactorStore, HandoffStore,
-            AuditStore, AuditReportStore):
+            AuditStore, AuditReportStore, DownloadStore):
     """One database, opened with ``await Store.open(url)`` and closed with ``close()``."""
 
     @classmethod

@@ -238,3 +238,21 @@ stop_codes = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
 )
+
+# --- the console's one-time download links (migration 0007) ------------------------------
+
+# A new person's .p12, fetched once through a link the admin passes on. Only the
+# SHA-256 of the link's token is kept; the .p12 (encrypted with the password the
+# admin gives by phone) is cleared when it is fetched, and swept once expired.
+download_links = Table(
+    "download_links", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("serial", String(40), ForeignKey("certificates.serial", ondelete="CASCADE"),
+           nullable=False),
+    Column("holder", String(128), nullable=False),  # the user name, for the greeting
+    Column("p12", LargeBinary),  # None once fetched or expired
+    Column("created_by", String(128), nullable=False),  # the console user who issued it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("used_at", UTCDateTime),  # set once, by a conditional UPDATE
+)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from gateway.config import Config
+from gateway.config.console import routed_apps
 from gateway.manage.servers import certificate_names
 from gateway.ops.doctor.findings import Finding, failed, passed, warned
 from gateway.ops.renewal import renewal_due
@@ -67,7 +68,7 @@ def check_server_names(config: Config, cert: x509.Certificate) -> Finding:
     """Every app host and public hostname must be in the server certificate, or
     browsers refuse the gateway on that name."""
     names = certificate_names(cert)
-    wanted = sorted({app.host for app in config.apps} | set(config.public_hostnames))
+    wanted = sorted({app.host for app in routed_apps(config)} | set(config.public_hostnames))
     missing = [host for host in wanted if not covers(names, host)]
     if missing:
         return failed("server-names",
