@@ -192,6 +192,20 @@ _HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 
 
+def bare_hostname(value: Any) -> Any:
+    """A config ``host`` value normalised (trimmed, lower case, no trailing dot), or a
+    ``ValueError`` saying why it is not a bare hostname; non-strings pass through for
+    pydantic's own type error."""
+    if not isinstance(value, str):
+        return value
+    host = value.strip().lower().rstrip(".")
+    if ":" in host or "/" in host:
+        raise ValueError(f"'{value}' must be a bare hostname (no scheme, port or path)")
+    if not _HOST_RE.match(host):
+        raise ValueError(f"'{value}' is not a valid hostname")
+    return host
+
+
 def is_hostname(name: str) -> bool:
     """True for a syntactically valid DNS hostname (case-insensitive)."""
     return bool(_HOST_RE.match(name.lower().rstrip(".")))
@@ -225,14 +239,7 @@ class AppPolicySpec(_Spec):
     @field_validator("host", mode="before")
     @classmethod
     def _host(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        host = value.strip().lower().rstrip(".")
-        if ":" in host or "/" in host:
-            raise ValueError(f"'{value}' must be a bare hostname (no scheme, port or path)")
-        if not _HOST_RE.match(host):
-            raise ValueError(f"'{value}' is not a valid hostname")
-        return host
+        return bare_hostname(value)
 
     @field_validator("allow")
     @classmethod

@@ -4,7 +4,6 @@ find records (``search``), hand them over (``export``), write the access review
 
 from __future__ import annotations
 
-import getpass
 import socket
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.bundle_check import BundleResult
+from gateway.audit.events import os_user
 from gateway.audit.keys import load_audit_public_key
 from gateway.audit.report import ReportData, render_report
 from gateway.audit.verify import NodeResult
@@ -31,7 +31,7 @@ from gateway.manage.audit import Verification, parse_since, verify_audit
 from gateway.manage.audit_export import verify_bundle
 from gateway.manage.errors import ManageError
 from gateway.manage.report import gather_report, write_report
-from gateway.manage.trail import AuditTrailError, os_actor, record_admin_event, record_read
+from gateway.manage.trail import record_read
 
 _EPILOG = """\b
 EXAMPLES
@@ -132,16 +132,13 @@ def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path |
         async with obj.store() as store:
             result = await verify_audit(store, public_key=key, checkpoint_file=checkpoints,
                                         since=moment)
-            try:  # who read the trail, with what scope: recorded after the check
-                await record_admin_event(
-                    store, config, type="audit.read", actor=os_actor(), reason="verify",
-                    detail={"command": "verify", "since": moment.isoformat() if moment else None,
-                            "public_key": str(key_path) if key else None,
-                            "checkpoint_file": str(checkpoints), "ok": result.ok,
-                            "nodes": len(result.nodes)})
-            except AuditTrailError as exc:
-                return result, str(exc)
-            return result, None
+            # Who read the trail, with what scope: recorded after the check.
+            return result, await record_read(
+                store, config, "verify",
+                {"since": moment.isoformat() if moment else None,
+                 "public_key": str(key_path) if key else None,
+                 "checkpoint_file": str(checkpoints), "ok": result.ok,
+                 "nodes": len(result.nodes)})
 
     result, unrecorded = run(go)
     if as_json:
@@ -217,11 +214,16 @@ def report(obj: CliContext, since: str, until: str | None, out: Path, force: boo
 
 
 def _who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        user = "an unnamed user"
-    return f"{user} on {socket.gethostname()}"
+    return f"{os_user() or 'an unnamed user'} on {socket.gethostname()}"
+
+
+def _print_node(node: NodeResult, signed: bool) -> None:
+    """One node's verdict line, then its breaks and notes."""
+    click.echo(_line(node, signed))
+    for problem in node.breaks:
+        click.echo(f"  seq {problem.seq}: {problem.kind}: {problem.message}")
+    for note in node.notes:
+        click.echo(f"  note: {note}")
 
 
 def _print(result: Verification, signed: bool) -> None:
@@ -229,11 +231,7 @@ def _print(result: Verification, signed: bool) -> None:
         click.echo("no audit records yet: nothing to verify")
         return
     for node in result.nodes:
-        click.echo(_line(node, signed))
-        for problem in node.breaks:
-            click.echo(f"  seq {problem.seq}: {problem.kind}: {problem.message}")
-        for note in node.notes:
-            click.echo(f"  note: {note}")
+        _print_node(node, signed)
     broken = [n.node for n in result.nodes if not n.ok]
     scope = f" since {result.since.isoformat()}" if result.since else ""
     if broken:
@@ -273,11 +271,7 @@ def _print_bundle(result: BundleResult, files: list[Path]) -> None:
                f"{header.get('exported_on') or '?'}; records from "
                f"{scope.get('since') or 'the start'} until {scope.get('until') or 'the export'}")
     for node in result.nodes:
-        click.echo(_line(node, True))
-        for problem in node.breaks:
-            click.echo(f"  seq {problem.seq}: {problem.kind}: {problem.message}")
-        for note in node.notes:
-            click.echo(f"  note: {note}")
+        _print_node(node, True)
     for message in result.problems:
         click.echo(f"  problem: {message}")
     if result.ok:

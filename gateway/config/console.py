@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from gateway.config.values import Duration
-from policies.schema import AppPolicySpec, is_hostname
+from policies.schema import AppPolicySpec, bare_hostname
 
 if TYPE_CHECKING:
     from gateway.config import AppConfig, Config
@@ -38,14 +38,7 @@ class ConsoleConfig(BaseModel):
     @field_validator("host", mode="before")
     @classmethod
     def _host(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        host = value.strip().lower().rstrip(".")
-        if ":" in host or "/" in host:
-            raise ValueError(f"'{value}' must be a bare hostname (no scheme, port or path)")
-        if not is_hostname(host):
-            raise ValueError(f"'{value}' is not a valid hostname")
-        return host
+        return bare_hostname(value)
 
     @field_validator("group")
     @classmethod

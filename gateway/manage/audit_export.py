@@ -18,7 +18,6 @@ config, no database. Never prints; refuses with ``ManageError``.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import socket
 import tempfile
@@ -34,6 +33,7 @@ from gateway.audit import bundle
 from gateway.audit.bundle_check import BundleChecker, BundleResult
 from gateway.audit.chain import format_at
 from gateway.audit.checkpoint import Checkpoint, signature_ok
+from gateway.audit.events import os_user
 from gateway.manage.audit import node_checkpoints, read_checkpoint_file
 from gateway.manage.errors import ManageError
 from gateway.store.store import Store
@@ -52,13 +52,6 @@ class Export:
 def sidecar_of(path: Path) -> Path:
     """The ``.bundle.jsonl`` that goes with a CSV export."""
     return path.with_name(path.name + bundle.SIDECAR_SUFFIX)
-
-
-def _exporter() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        return None
 
 
 class _AtomicFile:
@@ -121,7 +114,7 @@ async def export_audit(store: Store, *, out: Path, fmt: Format, since: datetime 
                                         and (until is None or int(cp["seq"]) <= end)]))
     nodes = [{"node": n, "first_seq": s, "last_seq": e} for n, s, e, _ in plan]
     header: dict[str, Any] = {"kind": "header", "format": bundle.FORMAT, "version": bundle.VERSION,
-              "exported_at": format_at(now), "exported_by": _exporter(),
+              "exported_at": format_at(now), "exported_by": os_user(),
               "exported_on": socket.gethostname(),
               "scope": {"since": since and format_at(since), "until": until and format_at(until)},
               "records_format": fmt, "records_file": out.name if fmt == "csv" else None,
