@@ -231,10 +231,10 @@ async def run_server(config: Config, *, listen: HostPort | None = None,
         stack.enter_context(_signals(stop, runtime, config))
         stack.enter_context(_ready(runtime))
         if on_ready is None:
-            print(f"certgate ready: public https://{', '.join(addresses['public'])} "
-                  f"admin http://{', '.join(addresses['admin'])}"
-                  + (f" pki http://{', '.join(addresses['pki'])}" if addresses["pki"] else ""),
-                  flush=True)
+            _say_ready(f"certgate ready: public https://{', '.join(addresses['public'])} "
+                       f"admin http://{', '.join(addresses['admin'])}"
+                       + (f" pki http://{', '.join(addresses['pki'])}"
+                          if addresses["pki"] else ""))
         else:  # the caller announces (the demo prints only addresses that work)
             await on_ready(runtime, addresses)
         await stop.wait()
@@ -248,6 +248,15 @@ def _run_loop(main: Callable[[], Awaitable[None]]) -> None:
         asyncio.run(main())  # type: ignore[arg-type]
         return
     uvloop.run(main())  # type: ignore[arg-type]
+
+
+def _say_ready(line: str) -> None:
+    """The readiness line on standard output as ONE write: forked workers share the
+    pipe, and ``print`` writes the text and its newline separately, so two workers
+    starting together interleaved into one garbled line (a write under PIPE_BUF is
+    never split)."""
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), (line + "\n").encode())
 
 
 def serve(config: Config, *, listen: HostPort | None = None,
