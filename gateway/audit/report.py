@@ -21,6 +21,7 @@ import jinja2
 
 from gateway.audit.charts import HBarChart, TimeChart, reason_chart, time_chart
 from gateway.audit.verify import NodeResult
+from gateway.http.security import stylesheet
 from gateway.store.audit_report import (
     Address,
     AdminRow,
@@ -37,6 +38,9 @@ from policies.reach import Reach
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True, auto_reload=False,
     trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+# Inlined, so the file stands alone; the console serves it with a CSP pinning its hash.
+REPORT_CSS = stylesheet("audit_report.css")
 
 # The first word of a record type, as the admin-change table names it.
 _SUBJECTS = {"cert": "Certificate", "crl": "Revocation list", "user": "User account",
@@ -163,7 +167,8 @@ def render_report(data: ReportData) -> str:
         "recovery": sum(s.recovery for s in data.sign_ins),
     }
     template = _ENV.get_template("audit_report.html")
-    return template.render(d=data, v=data.verdict, totals=totals, denial_chart=denial_chart,
+    return template.render(css=REPORT_CSS.text, d=data, v=data.verdict, totals=totals,
+                           denial_chart=denial_chart,
                            days=days, when=when, reason_text=reason_text,
                            subject_of=subject_of, detail_text=detail_text,
                            clip=clip)

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.audit.keys import load_audit_public_key
 from gateway.audit.query import DECISIONS
-from gateway.audit.report import render_report
+from gateway.audit.report import REPORT_CSS, render_report
 from gateway.console import render
 from gateway.console.overview import when
 from gateway.console.work import actor, in_worker
@@ -34,6 +34,10 @@ from pki.keys import PkiError
 if TYPE_CHECKING:
     from gateway.console.handler import Visit
 
+# The report differs from the console's pages: its own stylesheet, and ``sandbox``: a
+# file handed over for download, which a browser that showed it in place would give an
+# origin of its own, so nothing in it could act as the console.
+REPORT_CSP = f"default-src 'none'; style-src {REPORT_CSS.source}; sandbox"
 FILTERS = ("user", "app", "decision", "type", "cert", "ref", "since", "until")
 MAX_SHOWN = 500
 
@@ -105,6 +109,5 @@ async def report(visit: Visit) -> web.Response:
                               user=visit.user, reference=visit.reference, back="/audit")
     name = f"access-review-{since:%Y-%m-%d}-to-{until - timedelta(seconds=1):%Y-%m-%d}.html"
     return web.Response(text=html, content_type="text/html", charset="utf-8", headers={
-        **render.HEADERS, "Content-Security-Policy": "default-src 'none'; style-src "
-        "'unsafe-inline'; img-src data:; sandbox",
+        **render.HEADERS, "Content-Security-Policy": REPORT_CSP,
         "Content-Disposition": f'attachment; filename="{name}"'})

@@ -22,7 +22,6 @@ never does. Must not show or change anything of another user.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -59,20 +58,6 @@ _DONE = {
     "ended-others": "Your other sessions are ended. Those browsers have to sign in again.",
     "none": "You have no other sessions to end.",
 }
-
-
-def _security_headers(response: web.Response, nonce: str) -> web.Response:
-    """Stricter than the other gateway pages: the one inline style block by nonce."""
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'")
-    response.headers["Strict-Transport-Security"] = "max-age=31536000"
-    return response
-
-
-def _page(template: str, status: int, **context: Any) -> web.Response:
-    nonce = secrets.token_urlsafe(16)
-    return _security_headers(html_page(template, status, nonce=nonce, **context), nonce)
 
 
 def _local_port(request: web.Request) -> int:
@@ -116,7 +101,7 @@ async def _overview(request: web.Request, runtime: Runtime, identity: Identity,
                     status: int = 200, error: str | None = None) -> web.Response:
     access = await _access(runtime, identity, now)
     done = _DONE.get(request.query.get("done", "")) if error is None else None
-    return _page(
+    return html_page(
         "me.html", status, title="My access", person=identity.user, email=identity.email,
         helpdesk=runtime.state.config.auth.helpdesk, site=request.url.host,
         certs=views.cert_rows(access.certificates, identity.fingerprint, now),
@@ -190,7 +175,7 @@ async def _confirm(request: web.Request, runtime: Runtime, identity: Identity,
                                       reference, status=404, error="That is not an active "
                                       "certificate of yours; nothing to suspend."),
                       Reason.FORM_INVALID, False)
-    return Answer(_page("me_suspend.html", 200, title="Suspend a certificate", cert=row,
+    return Answer(html_page("me_suspend.html", 200, title="Suspend a certificate", cert=row,
                         serial=serial_hex(row.serial),
                         csrf=csrf_token(csrf_key(box), _binding(session), now),
                         helpdesk=runtime.state.config.auth.helpdesk, reference=reference),
@@ -231,7 +216,7 @@ async def _suspend(request: web.Request, runtime: Runtime, identity: Identity, n
                      extra={"reference": reference})
     if not in_use:
         return _back("suspended")
-    return Answer(_page("refusal.html", 200, title="Certificate suspended",
+    return Answer(html_page("refusal.html", 200, title="Certificate suspended",
                         message="This browser's certificate is now suspended: it stops "
                                 "working on every gateway within a second, and this page "
                                 "too.",
@@ -266,7 +251,7 @@ async def _end(request: web.Request, runtime: Runtime, identity: Identity,
                 "page": ME_PATH}))
     if not current:
         return _back("ended" if action == "end" else "ended-others")
-    response = _page("refusal.html", 200, title="Session ended",
+    response = html_page("refusal.html", 200, title="Session ended",
                      message="This session is ended: this browser is signed out.",
                      advice="To carry on, open an application again and sign in.",
                      reference=reference, help_link=False)

@@ -1,42 +1,28 @@
 """The console's pages: templates, the stylesheet and the security headers.
 
 The stylesheet (``templates/console.css``) is inlined into every page and allowed by
-its SHA-256 in the Content-Security-Policy, so the console needs no
-``'unsafe-inline'`` and no second request; no script runs at all. Every page says
-``frame-ancestors 'none'`` and carries HSTS. Templates autoescape: a user-controlled
+its SHA-256 in the one Content-Security-Policy of ``gateway.http.security`` (shared
+with the public pages), so the console needs no ``'unsafe-inline'`` and no second
+request; no script runs at all. Every page says ``frame-ancestors 'none'`` and
+carries HSTS. Templates autoescape: a user-controlled
 value is always text. Pure apart from reading the package's templates at import.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from importlib.resources import files
 from typing import Any
 
 import jinja2
 from aiohttp import web
 
+from gateway.http import security
+
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True, auto_reload=False,
     trim_blocks=True, lstrip_blocks=True)
 
-CSS = files("gateway").joinpath("templates", "console.css").read_text(encoding="utf-8")
-if "</" in CSS:  # inlined into <style>: it must not be able to end it
-    raise RuntimeError("templates/console.css must not contain '</'")
-CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode("utf-8")).digest()).decode("ascii")
-
-CSP = (f"default-src 'none'; style-src 'sha256-{CSS_HASH}'; img-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "Strict-Transport-Security": "max-age=31536000",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-
+CSS = security.CONSOLE_CSS.text
+HEADERS = security.HEADERS  # the one set of every certgate page
 NAV = (("/", "Overview"), ("/certificates", "Certificates"), ("/users", "Users"),
        ("/sessions", "Sessions"), ("/apps", "Apps"), ("/audit", "Audit"))
 _DEFAULTS: dict[str, Any] = {"console_user": None, "nav": NAV, "here": None, "error": None,

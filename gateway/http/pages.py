@@ -4,6 +4,12 @@ Refusals are plain HTML for browsers and JSON for ``Accept: application/json``;
 both carry the reason and a reference id that matches the audit record, never
 internal detail (no upstream addresses, no rule internals, no stack traces).
 
+A new page of the gateway's own calls ``html_page`` (its template extends
+``base.html``; its styles go into ``templates/pages.css``): that gives it the one
+Content-Security-Policy of ``gateway.http.security``, which allows the stylesheet by
+its hash and nothing inline besides. ``internal_error`` is the page for a fault of
+ours: plain words and the reference, never the exception.
+
 Must not decide anything: the request story passes the status and reason.
 """
 
@@ -17,6 +23,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from gateway.http.security import HEADERS, PAGES_CSS
 from gateway.identity.index import Identity
 from policies.model import Reason, describe
 
@@ -28,19 +35,11 @@ _ENV = jinja2.Environment(
 
 _REFERENCES = random.Random()  # noqa: S311 - ids, not secrets
 
-_SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-
 _TITLES = {
     401: "Certificate needed", 403: "Access denied", 400: "Bad request",
     404: "Not found", 405: "Request not accepted", 413: "Upload too large",
-    421: "Wrong address", 502: "Application unavailable", 503: "Temporarily unavailable",
-    504: "Application too slow",
+    421: "Wrong address", 500: "Something went wrong", 502: "Application unavailable",
+    503: "Temporarily unavailable", 504: "Application too slow",
 }
 
 _ADVICE: dict[Reason, str] = {
@@ -87,16 +86,18 @@ def wants_json(request: web.Request) -> bool:
 
 
 def html_page(template: str, status: int, **context: Any) -> web.Response:
-    """A page from ``templates/`` (autoescaped) with the security headers."""
-    body = _ENV.get_template(template).render(**context)
+    """A page from ``templates/`` (autoescaped, extending ``base.html``) with
+    ``templates/pages.css`` inlined and the security headers of ``gateway.http.security``:
+    the one way a public page of the gateway is answered."""
+    body = _ENV.get_template(template).render(**context, css=PAGES_CSS.text)
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8",
-                        headers=_SECURITY_HEADERS)
+                        headers=HEADERS)
 
 
 def json_page(status: int, data: dict[str, Any]) -> web.Response:
     """A JSON answer of the gateway's own, with the security headers."""
     return web.Response(status=status, text=json.dumps(data), content_type="application/json",
-                        headers=_SECURITY_HEADERS)
+                        headers=HEADERS)
 
 
 def refusal(request: web.Request, *, status: int, reason: Reason, reference: str,
@@ -114,6 +115,22 @@ def refusal(request: web.Request, *, status: int, reason: Reason, reference: str
     return html_page("refusal.html", status, title=_TITLES.get(status, "Refused"),
                      message=message, advice=_ADVICE.get(reason), reference=reference,
                      help_link=reason in (Reason.NO_CERTIFICATE, Reason.UNKNOWN_CERTIFICATE))
+
+
+def internal_error(request: web.Request, reference: str) -> web.Response:
+    """500 for a fault of ours: plain words and the reference the log and the audit
+    record carry; never the exception, its text or a traceback."""
+    if wants_json(request):
+        return json_page(500, {"error": Reason.INTERNAL_ERROR.value,
+                               "message": "Something went wrong on the gateway. Tell your "
+                                          f"administrator this reference: {reference}.",
+                               "reference": reference, "status": 500})
+    return html_page("refusal.html", 500, title=_TITLES[500],
+                     message="Something went wrong on the gateway. It was not something "
+                             "you did.",
+                     advice="Try again in a minute. If it keeps happening, tell your "
+                            "administrator the reference below.",
+                     reference=reference, help_link=False)
 
 
 def _size(n: int) -> str:

@@ -6,7 +6,9 @@ identity is checked at request time (keep-alive connections outlive certificates
 The decision half (identity, path, route, policy) is ``admit``: pure, and tested
 with a table. What stays here is the I/O around it: the gateway's own pages under
 ``/.certgate/`` (answered here, never proxied), forwarding the path the policy
-judged, and one ``finally`` that writes the audit record and the metrics.
+judged, and one ``finally`` that writes the audit record and the metrics. An
+unexpected exception becomes the refusal-style 500 page with the request's reference
+(``_fault``: traceback in the log, never to the client); ``HTTPException`` s pass.
 
 No database access and no blocking call in here; the sign-in, sign-out, hand-off,
 enrollment and lost-certificate pages (``gateway.auth.login``, ``gateway.auth.handoff``,
@@ -43,6 +45,7 @@ from gateway.http.forward import (
 )
 from gateway.http.pages import (
     help_page,
+    internal_error,
     json_page,
     jwks,
     new_reference,
@@ -160,8 +163,25 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if exc.status >= 500:
             out.verdict = Verdict.ERROR
         return response
+    except web.HTTPException:  # a redirect or refusal raised on purpose: aiohttp answers it
+        raise
+    except Exception:
+        return _fault(request, out, runtime)
     finally:
         runtime.record(out, time.perf_counter() - started)
+
+
+def _fault(request: web.Request, out: Exchange, runtime: Runtime) -> web.Response:
+    """A bug of ours: the traceback to the log under the request's reference, the
+    person the refusal-style 500 page with that reference, the audit record (the one
+    ``finally`` writes) "error / internal-error / 500". A response already on its way
+    cannot be replaced: then the connection ends, as aiohttp ends it."""
+    runtime.log.exception("ref %s: %s %s%s failed", out.reference, request.method,
+                          out.host[:255], out.path[:200], extra={"reference": out.reference})
+    out.status, out.verdict, out.reason = 500, Verdict.ERROR, Reason.INTERNAL_ERROR
+    if request.writer.output_size > 0:
+        raise ConnectionError(f"ref {out.reference}: response already sent")
+    return internal_error(request, out.reference)
 
 
 def _refuse(request: web.Request, out: Exchange, status: int, reason: Reason,

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+
 from gateway.audit.query import AuditQuery
 from tests.gateway.conftest import Gateway
 from tests.gateway.console.conftest import Admin, console, console_config
@@ -54,7 +58,12 @@ async def test_the_report_downloads_as_a_self_contained_page(gateway: Gateway,
     assert status == 200, body[:300]
     assert headers["Content-Disposition"].startswith('attachment; filename="access-review-')
     assert b"<html" in body and b"certgate-console" in body  # who can reach the console
-    assert "sandbox" in headers["Content-Security-Policy"]
+    csp = headers["Content-Security-Policy"]
+    assert "sandbox" in csp and "unsafe-inline" not in csp and 'style="' not in body.decode()
+    style = re.search(rb"<style>(.*?)</style>", body, re.S)
+    assert style is not None
+    assert f"'sha256-{base64.b64encode(hashlib.sha256(style.group(1)).digest()).decode()}'" \
+        in csp
     reads = await _reads(gateway)
     assert any('"command":"report"' in str(r["detail"]) and r["actor"] == "console:alice"
                for r in reads)

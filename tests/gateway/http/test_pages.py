@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.http import pages
+from gateway.http.security import CONSOLE_CSS, PAGES_CSS
 from gateway.identity.index import Identity
 from policies.model import Reason, describe
 
@@ -23,7 +24,10 @@ IDENTITY = Identity(user=HOSTILE, groups=frozenset({"staff", "<b>admins</b>"}), 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "Content-Security-Policy": f"default-src 'none'; style-src {PAGES_CSS.source} "
+                               f"{CONSOLE_CSS.source}; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "Strict-Transport-Security": "max-age=31536000",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
