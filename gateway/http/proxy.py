@@ -163,7 +163,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if exc.status >= 500:
             out.verdict = Verdict.ERROR
         return response
-    except web.HTTPException:  # a redirect or refusal raised on purpose: aiohttp answers it
+    except web.HTTPException as exc:  # raised on purpose (a redirect, a 4xx): aiohttp answers
+        out.status = exc.status
         raise
     except Exception:
         return _fault(request, out, runtime)

@@ -90,5 +90,6 @@ async def test_http_exceptions_pass_unchanged(gateway: Gateway,
         raise web.HTTPGone(text="gone on purpose")
 
     monkeypatch.setattr(proxy, "help_page", gone)
-    status, body, _ = await gateway.request("GET", "/.certgate/help")
+    status, body, headers = await gateway.request("GET", "/.certgate/help")
     assert (status, body) == (410, b"gone on purpose")
+    assert "Something went wrong" not in body.decode()
