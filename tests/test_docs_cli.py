@@ -139,6 +139,13 @@ def test_a_wrong_line_is_caught() -> None:
         parse("certgate cert frobnicate 5F3A")
 
 
+def test_every_group_shows_examples() -> None:
+    """README promises `certgate COMMAND --help` "for each, with examples"."""
+    bare = [" ".join(path) for path, command in commands()
+            if len(path) == 1 and "EXAMPLES" not in (command.epilog or "")]
+    assert not bare, f"no EXAMPLES in --help of: {bare}"
+
+
 def test_inline_mentions_name_real_commands_and_options() -> None:
     wrong = []
     for doc in DOCS:
