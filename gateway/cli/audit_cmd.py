@@ -70,7 +70,19 @@ EXIT CODES
 """
 
 
-@click.group("audit")
+_AUDIT_EPILOG = """\b
+EXAMPLES
+  certgate audit verify
+  certgate audit search --user alice --since 30d
+  certgate audit export --format jsonl --since 90d --out review.jsonl
+  certgate audit verify --bundle review.jsonl --public-key audit.pub
+  certgate audit report --since 90d --out access-review.html
+
+  docs/reviewer-guide.md explains each for a reviewer.
+"""
+
+
+@click.group("audit", epilog=_AUDIT_EPILOG)
 def audit() -> None:
     """The audit trail: search it, export it, prove that no record was changed,
     removed or added, and write the access review for a reviewer."""

@@ -41,7 +41,7 @@ EXAMPLES
   certgate user add alice --email alice@example.com --group staff
   certgate cert issue alice --out alice.p12
   certgate cert revoke 5F3A... --reason keyCompromise
-  certgate serve --config /var/lib/certgate/certgate.yaml
+  certgate --config /var/lib/certgate/certgate.yaml serve
 """
 
 

@@ -47,14 +47,22 @@ _CA_FIX = "a CA can't be renewed in place: build a new one (`certgate init` in a
           "dir), issue every certificate from it, and move users over before this date"
 
 
+def _config_failure(config_path: Path, exc: ConfigError) -> Finding:
+    """A config that can't be loaded: a missing file is named as such, with --config."""
+    if not config_path.exists():
+        return failed("config", f"there is no config file {config_path}",
+                      "name it: `certgate --config FILE doctor`, or set CERTGATE_CONFIG")
+    return failed("config", f"{config_path} is not valid:\n{exc}",
+                  "correct the keys named above (`certgate policy check` re-checks)")
+
+
 async def run_doctor(config_path: Path, *, now: datetime, service_user: str | None = None,
                      within: float = 3.0) -> list[Finding]:
     """Every check, in the order an admin would fix things."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
-        return [failed("config", f"{config_path} is not valid:\n{exc}",
-                       "correct the keys named above (`certgate policy check` re-checks)")]
+        return [_config_failure(config_path, exc)]
     findings = [passed("config", f"{config_path} is valid ({len(config.apps)} app(s))")]
     try:
         user = service_user or owner_of(config.data_dir)

@@ -257,3 +257,12 @@ def test_missing_data_dir_is_a_finding_not_a_traceback(cg: Certgate) -> None:
     assert f"the data directory {cg.data_dir / 'gone'} can't be read" \
         in found["data-dir"]["message"]
     assert "there is no database at" in found["database"]["message"]
+
+
+def test_a_missing_config_file_says_how_to_name_it(cg: Certgate) -> None:
+    result = cg("--config", str(cg.data_dir / "nowhere.yaml"), "doctor", "--json",
+                config=False)
+    assert result.code == 2
+    finding = findings(result)["config"]
+    assert "there is no config file" in finding["message"]
+    assert "--config FILE" in finding["fix"] and "CERTGATE_CONFIG" in finding["fix"]
