@@ -32,20 +32,23 @@ def _hostport(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Admin listener for /healthz, /readyz, /metrics, HOST:PORT.")
 @click.option("--workers", type=click.IntRange(1, 64),
               help="Processes sharing the ports through SO_REUSEPORT; /metrics adds up "
-                   "their counts.")
+                   "their counts. One worker ending stops them all (exit 1).")
 @click.pass_obj
 def serve(obj: CliContext, listen: HostPort | None, admin_listen: HostPort | None,
           workers: int | None) -> None:
     """Run the gateway until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    from gateway.ops.instance import DataDirInUse
+    from gateway.ops.workers import WorkerFailed
     from gateway.server import serve as run
 
     config = obj.config
     configure_logging(config.log_level, config.log_format)
     try:
-        code = run(config, listen=listen, admin_listen=admin_listen, workers=workers)
+        run(config, listen=listen, admin_listen=admin_listen, workers=workers)
     except OSError as exc:
         raise CliError(f"cannot listen: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    except (ValueError, DataDirInUse) as exc:
         raise CliError(str(exc)) from None
-    if code:
-        raise CliError("a worker exited with an error")
+    except WorkerFailed as exc:
+        raise CliError(f"stopped: {exc}. A service manager (systemd's Restart=on-failure) "
+                       "starts the whole gateway again.") from None
