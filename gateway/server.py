@@ -267,8 +267,12 @@ def serve(config: Config, *, listen: HostPort | None = None,
 
     Holds the data dir first (``DataDirInUse`` when another ``serve`` runs on it);
     with workers, ``WorkerFailed`` when one ended on its own (the others stopped)."""
-    instance.hold_data_dir(config.data_dir)
-    count = workers or config.workers
+    with instance.hold_data_dir(config.data_dir):
+        _serve(config, listen, admin_listen, workers or config.workers)
+
+
+def _serve(config: Config, listen: HostPort | None, admin_listen: HostPort | None,
+           count: int) -> None:
     if count <= 1:
         _run_loop(lambda: run_server(config, listen=listen, admin_listen=admin_listen))
         return
