@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from gateway.cli.common import CliContext, CliError
-from gateway.config import HostPort
-from gateway.ops.logs import configure_logging
+
+if TYPE_CHECKING:  # the rest is imported when the command runs: `--help` stays quick
+    from gateway.config import HostPort
 
 _EPILOG = """\b
 EXAMPLES
@@ -18,12 +21,16 @@ EXAMPLES
 
 
 def _hostport(ctx: click.Context, param: click.Parameter, value: str | None) -> HostPort | None:
+    from gateway.config import HostPort
+
     if value is None:
         return None
     try:
         return HostPort.model_validate(value)
     except ValueError as exc:
-        raise click.BadParameter(str(exc).splitlines()[-1]) from None
+        errors = getattr(exc, "errors", None)  # pydantic's: the first one, in words
+        message = errors()[0]["msg"] if callable(errors) else str(exc)
+        raise click.BadParameter(message.removeprefix("Value error, ")) from None
 
 
 @click.command("serve", epilog=_EPILOG)
@@ -38,6 +45,7 @@ def serve(obj: CliContext, listen: HostPort | None, admin_listen: HostPort | Non
           workers: int | None) -> None:
     """Run the gateway until SIGTERM/SIGINT; SIGHUP reloads the config."""
     from gateway.ops.instance import DataDirInUse
+    from gateway.ops.logs import configure_logging
     from gateway.ops.workers import WorkerFailed
     from gateway.server import serve as run
 

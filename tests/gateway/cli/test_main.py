@@ -52,6 +52,11 @@ def test_user_help_imports_only_the_user_commands() -> None:
                                                        "gateway.cli.user_cmd"}
 
 
+def test_serve_help_imports_nothing_heavy() -> None:
+    line = _help_modules("serve", "--help")
+    assert not line & set(HEAVY), line & set(HEAVY)
+
+
 def _help_modules(*argv: str) -> set[str]:
     """The top-level packages and ``gateway.cli`` modules imported by one run."""
     code = ("import sys\nfrom gateway.cli.main import main\ncode = main(sys.argv[1:])\n"
