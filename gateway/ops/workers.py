@@ -51,7 +51,7 @@ def _fork(index: int, work: Callable[[int], None]) -> int:
         return pid
     code = 0  # the worker: run, and never return into the parent's code
     try:
-        for sig in _FORWARDED:
+        for sig in (*_FORWARDED, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)  # the worker's loop installs its own
         work(index)
     except BaseException as exc:  # reported, then the process ends
