@@ -1,6 +1,7 @@
 """Listeners and process lifecycle: ``serve`` runs the gateway until told to stop.
 
-One process (or N workers sharing ports through SO_REUSEPORT) each runs: the
+One process (or N workers sharing ports through SO_REUSEPORT, forked and watched
+by ``ops.workers``) each runs: the
 public TLS listener plus every app's extra ports, the admin listener
 (/healthz, /readyz, /metrics) and the PKI listener (CRL, OCSP); the public and PKI
 listeners named in ``proxy_protocol`` read a PROXY v2 header first (``http.front``).
@@ -39,10 +40,11 @@ from gateway.identity.index import Identity
 from gateway.lifecycle import background
 from gateway.manage.ca import ca_passphrase
 from gateway.manage.crl import publish_crl
-from gateway.ops import multiproc
+from gateway.ops import instance, multiproc
 from gateway.ops.health import create_admin_app
 from gateway.ops.renewal import ServerCertRenewer
 from gateway.ops.supervise import TaskHealth, keep_running
+from gateway.ops.workers import supervise
 from gateway.runtime import Runtime
 from pki.ca import load_ca
 from pki.keys import PkiError
@@ -260,50 +262,27 @@ def _say_ready(line: str) -> None:
 
 
 def serve(config: Config, *, listen: HostPort | None = None,
-          admin_listen: HostPort | None = None, workers: int | None = None) -> int:
-    """Run the gateway in this process, or supervise ``workers`` forked processes."""
-    count = workers or config.workers
+          admin_listen: HostPort | None = None, workers: int | None = None) -> None:
+    """Run the gateway in this process, or supervise ``workers`` forked processes.
+
+    Holds the data dir first (``DataDirInUse`` when another ``serve`` runs on it);
+    with workers, ``WorkerFailed`` when one ended on its own (the others stopped)."""
+    with instance.hold_data_dir(config.data_dir):
+        _serve(config, listen, admin_listen, workers or config.workers)
+
+
+def _serve(config: Config, listen: HostPort | None, admin_listen: HostPort | None,
+           count: int) -> None:
     if count <= 1:
         _run_loop(lambda: run_server(config, listen=listen, admin_listen=admin_listen))
-        return 0
+        return
     bind = listen or config.listen
     if bind.port == 0:
         raise ValueError("several workers need a fixed port to share (not port 0)")
     multiproc.prepare(config.data_dir)  # before the fork: the workers' metrics add up
-    children: list[int] = []
-    for index in range(count):
-        pid = os.fork()
-        if pid == 0:  # worker
-            code = 0
-            try:
-                _run_loop(lambda i=index: run_server(  # type: ignore[misc]
-                    config, listen=listen, admin_listen=admin_listen, reuse_port=True,
-                    primary=i == 0, worker=i))
-            except Exception as exc:
-                print(f"certgate worker {index}: {exc}", file=sys.stderr, flush=True)
-                code = 1
-            os._exit(code)
-        children.append(pid)
 
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
+    def work(index: int) -> None:
+        _run_loop(lambda: run_server(config, listen=listen, admin_listen=admin_listen,
+                                     reuse_port=True, primary=index == 0, worker=index))
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    worst = 0
-    for child in children:
-        while True:
-            try:
-                _, status = os.waitpid(child, 0)
-                break
-            except ChildProcessError:
-                status = 0
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                continue
-        multiproc.worker_exited(child)
-        worst = max(worst, os.waitstatus_to_exitcode(status) if status else 0)
-    return worst
-
+    supervise(count, work)

@@ -18,11 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from gateway.config import Config, load_config
-from gateway.manage.ca import CaLoader, load_online_ca
-from pki.keys import read_secret_line
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where used: `certgate … --help` stays quick
+    from gateway.config import Config
+    from gateway.manage.ca import CaLoader
     from gateway.manage.trail import AdminTrail
     from gateway.store.store import Store
 
@@ -37,7 +35,7 @@ class CliError(Exception):
 class CliContext:
     """Per-invocation state hung on ``click.Context.obj``."""
 
-    config_path: Path
+    config_option: Path | None = None  # --config as given
     _config: Config | None = field(default=None, repr=False)
     # Admin changes made whose audit record could not be written: reported (exit 1)
     # once the command has printed what it did (``main``'s result callback).
@@ -48,7 +46,16 @@ class CliContext:
     read_only: bool = False
 
     @property
+    def config_path(self) -> Path:
+        """``--config``, then ``$CERTGATE_CONFIG``, then ``./certgate.yaml``."""
+        from gateway.config import default_config_path
+
+        return default_config_path(self.config_option, dict(os.environ))
+
+    @property
     def config(self) -> Config:
+        from gateway.config import load_config
+
         if self._config is None:
             if not self.config_path.exists():
                 raise CliError(
@@ -133,6 +140,8 @@ def read_secret_argument(path: Path | None, env_name: str | None, prompt: str | 
 
     Returns None when none is available and prompting is impossible.
     """
+    from pki.keys import read_secret_line
+
     if path is not None:
         value = read_secret_line(path)
         if not value:
@@ -152,5 +161,7 @@ def _prompt_ca_passphrase() -> str:
 
 def ca_loader(config: Config) -> CaLoader:
     """The online CA for a use-case; prompts for the passphrase only on a terminal."""
+    from gateway.manage.ca import load_online_ca
+
     prompt = _prompt_ca_passphrase if os.isatty(0) else None
     return lambda: load_online_ca(config, prompt=prompt)

@@ -9,15 +9,16 @@ shown again (a new enrollment or a new set replaces them).
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import segno
 
 from gateway.cli.common import CliContext, echo_json, echo_table, now, run
 from gateway.cli.user_cmd import pending_message, user
-from gateway.manage import factors
-from gateway.store.records import SessionRecord
+
+if TYPE_CHECKING:  # the rest is imported in the commands: `certgate user --help` stays quick
+    from gateway.manage import factors
+    from gateway.store.records import SessionRecord
 
 _SESSION_EPILOG = """\b
 EXAMPLES
@@ -29,6 +30,8 @@ EXAMPLES
 
 
 def _qr_for_terminal(uri: str) -> str:
+    import segno
+
     out = io.StringIO()
     segno.make(uri, error="m").terminal(out=out, compact=True, border=2)
     return out.getvalue()
@@ -45,6 +48,7 @@ def totp_enroll(obj: CliContext, name: str, as_json: bool) -> None:
     typing in by hand, and the recovery codes, once. A previous authenticator stops
     working and the user's sessions end.
     """
+    from gateway.manage import factors
 
     async def go() -> factors.Enrollment:
         async with obj.admin() as (store, trail):
@@ -89,6 +93,7 @@ def totp_reset(obj: CliContext, name: str, pending: bool) -> None:
     you run `certgate user totp-enroll`. With --pending they set up the new one
     themselves, on the sign-in page.
     """
+    from gateway.manage import factors
 
     async def go() -> None:
         async with obj.admin() as (store, trail):
@@ -114,6 +119,7 @@ def totp_reset(obj: CliContext, name: str, pending: bool) -> None:
 @click.pass_obj
 def recovery_codes(obj: CliContext, name: str, as_json: bool) -> None:
     """Make ten new recovery codes for a user; the old ones stop working."""
+    from gateway.manage import factors
 
     async def go() -> tuple[str, ...]:
         async with obj.admin() as (store, trail):
@@ -136,6 +142,7 @@ def recovery_codes(obj: CliContext, name: str, as_json: bool) -> None:
 @click.pass_obj
 def unlock(obj: CliContext, name: str) -> None:
     """Lift a lockout after too many failed logins, for the user and their certificates."""
+    from gateway.manage import factors
 
     async def go() -> int:
         async with obj.admin() as (store, trail):
@@ -167,6 +174,7 @@ def session() -> None:
 @click.pass_obj
 def session_list(obj: CliContext, user: str | None, as_json: bool) -> None:
     """List live login sessions."""
+    from gateway.manage import factors
 
     async def go() -> list[SessionRecord]:
         async with obj.store() as store:
@@ -192,6 +200,8 @@ def session_list(obj: CliContext, user: str | None, as_json: bool) -> None:
 def session_kill(obj: CliContext, session_id: str | None, user: str | None) -> None:
     """End a session (the ID from `session list`) and the sessions handed off from it to
     other app hosts, or all of a user's, on every node."""
+    from gateway.manage import factors
+
     if (session_id is None) == (user is None):
         raise click.UsageError("name a session ID or --user, not both")
 

@@ -13,27 +13,73 @@ import traceback
 from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli.common import CliContext, CliError
-from gateway.config import ConfigError, default_config_path
+if TYPE_CHECKING:
+    from gateway.cli.common import CliContext
 
-# (module, attribute) of every sub-command, in the order `--help` lists them.
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("gateway.cli.init_cmd", "init"),
-    ("gateway.cli.factor_cmd", "user"),  # the user group, with its second-factor commands
-    ("gateway.cli.factor_cmd", "session"),
-    ("gateway.cli.cert_cmd", "cert"),
-    ("gateway.cli.crl_cmd", "crl"),
-    ("gateway.cli.ca_cmd", "ca"),
-    ("gateway.cli.policy_cmd", "policy"),
-    ("gateway.cli.db_cmd", "db"),
-    ("gateway.cli.audit_cmd", "audit"),
-    ("gateway.cli.doctor_cmd", "doctor"),
-    ("gateway.cli.serve_cmd", "serve"),
-    ("gateway.cli.demo_cmd", "demo"),
-)
+# Every sub-command: name -> (module, attribute, the one line `certgate --help` shows),
+# in no particular order (`--help` sorts them). A module is imported only when its
+# command runs, so `certgate --help` and `certgate user …` do not pay for aiohttp,
+# SQLAlchemy or Jinja2 they never use; tests/gateway/cli/test_main.py checks that
+# each line is the command's own.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("gateway.cli.init_cmd", "init",
+             "Create a CA, the gateway's certificate and keys, a config and a database."),
+    # the user group, with its second-factor commands
+    "user": ("gateway.cli.factor_cmd", "user",
+             "Manage the people who may hold certificates."),
+    "session": ("gateway.cli.factor_cmd", "session",
+                "List and end login sessions (password + code logins)."),
+    "cert": ("gateway.cli.cert_cmd", "cert", "Issue, list and revoke client certificates."),
+    "crl": ("gateway.cli.crl_cmd", "crl",
+            "Sign and publish a fresh CRL (number and thisUpdate always increase)."),
+    "ca": ("gateway.cli.ca_cmd", "ca", "Look after the CA itself (offline root)."),
+    "policy": ("gateway.cli.policy_cmd", "policy",
+               "Validate the config's policies and explain decisions."),
+    "db": ("gateway.cli.db_cmd", "db", "The database: migrations, and moving to PostgreSQL."),
+    "audit": ("gateway.cli.audit_cmd", "audit",
+              "The audit trail: search it, export it, prove that no record was changed, "
+              "removed or added, and write the access review for a reviewer."),
+    "doctor": ("gateway.cli.doctor_cmd", "doctor",
+               "Check this install and say how to fix each problem found."),
+    "serve": ("gateway.cli.serve_cmd", "serve",
+              "Run the gateway until SIGTERM/SIGINT; SIGHUP reloads the config."),
+    "demo": ("gateway.cli.demo_cmd", "demo",
+             "Run a complete demo: CA, user, certificate, two sample apps and the gateway."),
+}
+
+
+class LazyGroup(click.Group):
+    """click's lazy-loading group: a command's module is imported when it is used;
+    the group's own ``--help`` lists the commands from ``COMMANDS`` alone."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute, _ = COMMANDS[cmd_name]
+            command = getattr(import_module(module), attribute)
+            if not isinstance(command, click.Command):  # pragma: no cover - a wiring slip
+                raise TypeError(f"{module}.{attribute} is not a click command")
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            stand_in = loaded or click.Command(name, help=COMMANDS[name][2])
+            if not stand_in.hidden:
+                rows.append((name, stand_in.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 _EPILOG = """\b
 EXAMPLES
@@ -45,7 +91,8 @@ EXAMPLES
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=_EPILOG)
 @click.option(
     "--config",
     "config_path",
@@ -57,7 +104,9 @@ EXAMPLES
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None) -> None:
     """certgate: a zero-VPN access gateway with client certificates from your own CA."""
-    ctx.obj = CliContext(config_path=default_config_path(config_path, dict(os.environ)))
+    from gateway.cli.common import CliContext
+
+    ctx.obj = CliContext(config_option=config_path)
 
 
 @cli.result_callback()
@@ -67,10 +116,6 @@ def _after_command(obj: CliContext, /, *_: object, **__: object) -> None:
     obj.check_recorded()
 
 
-for _module, _attr in COMMANDS:
-    cli.add_command(getattr(import_module(_module), _attr))
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text
@@ -78,10 +123,6 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting (testable in-process)."""
-    from gateway.manage.errors import ManageError
-    from gateway.store.errors import StoreError
-    from pki.keys import PkiError
-
     try:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="certgate",
                         standalone_mode=False)
@@ -98,22 +139,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except ConfigError as exc:
-        click.echo(f"certgate: invalid config:\n{exc}", err=True)
-        return 1
-    except (CliError, ManageError, StoreError, PkiError) as exc:
-        click.echo(f"certgate: {_one_line(exc)}", err=True)
-        return 1
     except KeyboardInterrupt:
         click.echo("certgate: interrupted", err=True)
         return 1
     except Exception as exc:
-        if os.environ.get("CERTGATE_DEBUG"):
-            traceback.print_exc()
-        click.echo(f"certgate: unexpected error ({type(exc).__name__}): {_one_line(exc)}",
-                   err=True)
+        click.echo(_failure(exc), err=True)
         return 1
     return 0
+
+
+def _failure(exc: Exception) -> str:
+    """The one-sentence report of a failed command (imported here, not at start-up)."""
+    from gateway.cli.common import CliError
+    from gateway.config import ConfigError
+    from gateway.manage.errors import ManageError
+    from gateway.store.errors import StoreError
+    from pki.keys import PkiError
+
+    if isinstance(exc, ConfigError):
+        return f"certgate: invalid config:\n{exc}"
+    if isinstance(exc, (CliError, ManageError, StoreError, PkiError)):
+        return f"certgate: {_one_line(exc)}"
+    if os.environ.get("CERTGATE_DEBUG"):
+        traceback.print_exception(exc)
+    return f"certgate: unexpected error ({type(exc).__name__}): {_one_line(exc)}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ store's event feed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,8 +20,9 @@ from gateway.cli.common import (
     read_secret_argument,
     run,
 )
-from gateway.manage import factors, users
-from gateway.store.records import UserRecord
+
+if TYPE_CHECKING:  # the rest is imported in the commands: `certgate user --help` stays quick
+    from gateway.store.records import UserRecord
 
 
 def user_json(user: UserRecord) -> dict[str, Any]:
@@ -69,6 +70,8 @@ def user() -> None:
 def add(obj: CliContext, name: str, email: str | None, groups: tuple[str, ...],
         password_file: Path | None, totp: str) -> None:
     """Add a user."""
+    from gateway.manage import factors, users
+
     # Refuse bad arguments before the database is opened (and perhaps migrated).
     users.check_new_user(name, email, groups)
     password = read_secret_argument(password_file, None, None) if password_file else None
@@ -142,6 +145,8 @@ def show(obj: CliContext, name: str, as_json: bool) -> None:
 
 
 def _set_enabled(obj: CliContext, name: str, enabled: bool) -> None:
+    from gateway.manage import users
+
     async def go() -> UserRecord:
         async with obj.admin() as (store, trail):
             changed = await users.set_user_enabled(store, name, enabled)
@@ -176,6 +181,8 @@ def enable(obj: CliContext, name: str) -> None:
 @click.pass_obj
 def passwd(obj: CliContext, name: str, password_file: Path | None) -> None:
     """Set a user's password for the second-factor login."""
+    from gateway.manage import users
+
     password = read_secret_argument(password_file, None, "Password", confirm=True)
     if password is None:
         raise CliError("no password given: pass --password-file or run interactively")
@@ -201,6 +208,8 @@ def groups_() -> None:
 @click.pass_obj
 def groups_set(obj: CliContext, name: str, groups: tuple[str, ...]) -> None:
     """Replace a user's groups (none given: remove all)."""
+    from gateway.manage import users
+
     users.check_groups(groups)
 
     async def go() -> UserRecord:

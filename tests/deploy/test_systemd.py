@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from gateway.cli.main import cli
@@ -32,7 +33,8 @@ def test_exec_start_is_certgate_serve_with_flags_it_has() -> None:
     argv = shlex.split(service()["ExecStart"])
     assert Path(argv[0]).name == "certgate"
     assert argv[1] == "serve"
-    serve = cli.commands["serve"]
+    serve = cli.get_command(click.Context(cli), "serve")
+    assert serve is not None
     known = {opt for param in serve.params for opt in getattr(param, "opts", [])}
     flags = [a.split("=", 1)[0] for a in argv[2:] if a.startswith("-")]
     assert set(flags) <= known, f"unknown serve flags: {set(flags) - known}"
@@ -41,7 +43,10 @@ def test_exec_start_is_certgate_serve_with_flags_it_has() -> None:
 def test_reload_hardening_and_stop_timeout() -> None:
     unit = service()
     assert unit["ExecReload"] == "/bin/kill -HUP $MAINPID"
-    assert "SIGHUP reloads the config" in (cli.commands["serve"].help or "")
+    serve = cli.get_command(click.Context(cli), "serve")
+    assert serve is not None and "SIGHUP reloads the config" in (serve.help or "")
+    # A worker that dies stops the whole gateway (exit 1); systemd starts it again.
+    assert unit["Restart"] == "on-failure"
     assert unit["User"] != "root"
     for key, value in {"NoNewPrivileges": "true", "ProtectSystem": "strict",
                        "ProtectHome": "true", "PrivateTmp": "true", "UMask": "0077"}.items():

@@ -1,0 +1,131 @@
+"""``certgate serve --workers 2`` as real processes: a worker that dies stops the
+whole gateway loudly, and a second ``serve`` on the same data dir is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from gateway.ops.workers import WorkerFailed, supervise
+from tests.gateway.conftest import Template, free_port
+from tests.gateway.ops.test_multiproc import REPO, serving
+
+
+def children_of(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def _config(tmp_path: Path, template: Template) -> tuple[Path, int]:
+    data_dir, _ = await asyncio.to_thread(template.copy_to, tmp_path)
+    admin_port = free_port()
+    config_path = data_dir / "certgate.yaml"
+    cfg = yaml.safe_load(config_path.read_text())
+    cfg.update(listen=f"127.0.0.1:{free_port()}", admin_listen=f"127.0.0.1:{admin_port}",
+               pki_listen=None)
+    config_path.write_text(yaml.safe_dump(cfg))
+    return config_path, admin_port
+
+
+async def test_a_worker_killed_stops_the_other_and_the_parent_exits_loudly(
+        tmp_path: Path, gateway_template: Template) -> None:
+    config_path, _ = await _config(tmp_path, gateway_template)
+    async with serving(config_path, 2) as proc:
+        workers = children_of(proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[1], signal.SIGKILL)
+        async with asyncio.timeout(20):  # the survivor drains nothing: quick
+            _, err = await proc.communicate()
+        assert proc.returncode == 1
+        text = err.decode()
+        assert f"worker 1 (pid {workers[1]}) was killed by SIGKILL" in text, text[-2000:]
+        assert "the other workers were stopped" in text
+        assert not alive(workers[0])
+
+
+async def test_a_second_serve_on_the_same_data_dir_is_refused(
+        tmp_path: Path, gateway_template: Template) -> None:
+    config_path, admin_port = await _config(tmp_path, gateway_template)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    async with serving(config_path, 1) as first:
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli.main", "--config", str(config_path), "serve",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        async with asyncio.timeout(60):
+            _, err = await second.communicate()
+        assert second.returncode == 1
+        data_dir = config_path.parent
+        assert (f"certgate: another certgate serve (pid {first.pid}) is running on "
+                f"{data_dir}; stop it first") in err.decode()
+        # A command beside the gateway takes no lock: it runs.
+        beside = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli.main", "--config", str(config_path), "user",
+            "list", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        async with asyncio.timeout(60):
+            out, err = await beside.communicate()
+        assert beside.returncode == 0, err.decode()
+        assert b"alice" in out
+        # The first gateway still serves.
+        async with aiohttp.ClientSession() as session, \
+                session.get(f"http://127.0.0.1:{admin_port}/healthz") as resp:
+            assert resp.status == 200
+    # Once it ended, the kernel dropped its lock: the data dir can be served again.
+    async with serving(config_path, 1) as again:
+        assert again.returncode is None
+
+
+def test_a_worker_failing_at_start_stops_the_others() -> None:
+    def work(index: int) -> None:
+        if index == 1:
+            raise RuntimeError("cannot listen on the admin port")
+        signal.pause()  # worker 0 runs until told to stop
+
+    started = time.monotonic()
+    with pytest.raises(WorkerFailed, match=r"^worker 1 \(pid \d+\) exited with code 1 "
+                                           r"while the gateway was running; the other "
+                                           r"workers were stopped$"):
+        supervise(2, work)
+    assert time.monotonic() - started < 20
+
+
+def test_a_worker_ignoring_sigterm_is_killed_after_the_grace_period() -> None:
+    def work(index: int) -> None:
+        if index == 1:
+            os._exit(3)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            signal.pause()
+
+    started = time.monotonic()
+    with pytest.raises(WorkerFailed, match=r"worker 1 \(pid \d+\) exited with code 3"):
+        supervise(2, work, grace=0.5)
+    assert time.monotonic() - started < 20
+    assert signal.getsignal(signal.SIGTERM) is not None  # handlers put back
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
