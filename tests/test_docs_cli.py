@@ -31,7 +31,10 @@ def commands(command: click.Command = cli, path: tuple[str, ...] = ()
     """Every command and group under ``certgate``, with its words."""
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
+        ctx = click.Context(command)
+        for name in sorted(command.list_commands(ctx)):
+            sub = command.get_command(ctx, name)
+            assert sub is not None, name
             yield from commands(sub, (*path, name))
 
 
@@ -85,7 +88,7 @@ def resolve(words: list[str]) -> tuple[tuple[str, ...], click.Command, list[str]
         if rest[0] == "--config":
             rest = rest[2:]
             continue
-        sub = command.commands.get(rest[0])
+        sub = command.get_command(click.Context(command), rest[0])
         if sub is None:
             break
         command, path, rest = sub, (*path, rest[0]), rest[1:]
