@@ -46,12 +46,14 @@ EXAMPLES
 EXIT CODES
   0  every node's chain and every checkpoint verify
   1  a record was edited, removed, inserted or reordered, the tail was cut, a
-     checkpoint does not verify, a bundle was changed, the check could not run, or
-     its own audit.read record could not be written (the reason is printed)
+     checkpoint does not verify, a bundle was changed, or the check could not run
   2  a usage error (such as --bundle without --public-key)
 
 Every run is itself recorded (type audit.read, with the OS user and the scope) on
-the admin chain <node>.cli.
+the admin chain <node>.cli. When that record can't be written (a read-only copy of
+the database, a user who may only read it) the check still runs and its exit code
+is still the verdict: a warning on stderr says the run went unrecorded, and --json
+has "read_recorded": false with the reason in "read_record_problem".
 """
 
 
@@ -157,12 +159,16 @@ def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path |
         echo_json({"ok": result.ok, "since": moment.isoformat() if moment else None,
                    "public_key": str(key_path) if key else None,
                    "checkpoint_file": str(checkpoints),
-                   "nodes": [node.to_json() for node in result.nodes]})
+                   "nodes": [node.to_json() for node in result.nodes],
+                   "read_recorded": unrecorded is None, "read_record_problem": unrecorded})
     else:
         _print(result, key is not None)
     if unrecorded is not None:
-        click.echo(f"certgate: the check ran, but {unrecorded}", err=True)
-    if not result.ok or unrecorded is not None:
+        # The verdict above stands (it is the exit code): a reviewer checking a
+        # read-only copy must not see a failure the chain does not have.
+        warn(f"the check ran and its result stands, but {unrecorded}; this run is not "
+             "in the audit trail")
+    if not result.ok:
         raise click.exceptions.Exit(1)
 
 

@@ -1,7 +1,8 @@
 """The audit trail's tables: appending chained records and checkpoints, reading them back.
 
 Records arrive already numbered and hashed (``gateway.audit.chain``); this module
-only stores them, one transaction per batch (a multi-row Core insert), hands
+only stores them, one transaction per batch (SQLite: ``audit_sqlite``'s own
+connection; PostgreSQL: ``COPY``), hands
 them back in chain order for ``audit verify`` and ``audit export``, and answers
 ``audit search`` (an ``AuditQuery``) with one query that the indexes of migration
 0005 serve newest first. Rows cross this boundary as plain
@@ -23,21 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from gateway.audit.chain import FIELDS, format_at, parse_at
 from gateway.audit.query import AuditQuery
 from gateway.store import tables as t
+from gateway.store.audit_sqlite import SqliteAppender
 from gateway.store.base import StoreBase
 
 PAGE = 10_000
 _UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a duplicate key
 assert FIELDS[:3] == ("node", "seq", "at"), "append_audit builds rows in FIELDS order"
 _REST = FIELDS[3:]
-# Built from the constant FIELDS only (no outside text): the values are bound parameters.
-_COLUMNS = ", ".join(f'"{name}"' for name in FIELDS)  # "user" is a reserved word
-_INSERT_SQLITE = "INSERT INTO audit_records ({}) VALUES ({})".format(  # noqa: S608
-    _COLUMNS, ", ".join("?" * len(FIELDS)))
-
-
-def _sqlite_at(text: str) -> str:
-    """``2026-11-24T12:00:00.123Z`` as SQLAlchemy stores a DateTime in SQLite."""
-    return f"{text[:10]} {text[11:23]}000"
 _CHECKPOINT_FIELDS = ("node", "seq", "hash", "at", "signature")
 
 
@@ -81,25 +74,24 @@ class AuditStore(StoreBase):
                                       .order_by(r.seq.desc()).limit(1))).first()
         return None if row is None else (int(row.seq), str(row.hash))
 
+    _sqlite_appender: SqliteAppender | None = None
+
     async def append_audit(self, rows: list[dict[str, Any]]) -> None:
         """Insert chained records in one transaction (all or none).
 
-        SQLite: one prepared statement with the driver's own ``executemany`` and
-        positional tuples (SQLAlchemy's per-row parameter processing of 23 columns cost
-        more than the insert itself); PostgreSQL: asyncpg's binary ``COPY``. ``at`` is
-        bound as each engine stores it: SQLAlchemy's SQLite text form (so reads and
-        ``at`` comparisons stay as for every other table) and an aware datetime for
-        asyncpg's ``timestamptz``."""
+        SQLite: through ``SqliteAppender`` (one long-lived connection in its own thread,
+        one prepared ``executemany`` per batch); PostgreSQL: asyncpg's binary ``COPY``
+        with ``at`` bound as an aware datetime for ``timestamptz``."""
         if not rows:
             return
+        if self._engine.dialect.name == "sqlite":
+            if self._sqlite_appender is None:
+                self._sqlite_appender = SqliteAppender(self._engine)
+            await self._sqlite_appender.append(rows)
+            return
+        values = [(row["node"], row["seq"], parse_at(row["at"]), *[row[n] for n in _REST])
+                  for row in rows]
         async with self._tx() as conn:
-            sqlite = conn.dialect.name == "sqlite"
-            to_at = _sqlite_at if sqlite else parse_at
-            values = [(row["node"], row["seq"], to_at(row["at"]), *[row[n] for n in _REST])
-                      for row in rows]
-            if sqlite:
-                await conn.exec_driver_sql(_INSERT_SQLITE, values)
-                return
             # PostgreSQL: binary COPY, several times cheaper per row than a prepared
             # INSERT. Straight on the asyncpg connection, it runs before SQLAlchemy has
             # sent its (lazy) BEGIN, so outside that transaction: one statement, all
@@ -113,6 +105,12 @@ class AuditStore(StoreBase):
                     # As an INSERT would say it: another writer took that (node, seq).
                     raise IntegrityError("COPY audit_records", None, exc) from exc
                 raise
+
+    async def close_audit(self) -> None:
+        """Close SQLite's audit connection, if one was opened."""
+        appender, self._sqlite_appender = self._sqlite_appender, None
+        if appender is not None:
+            await appender.close()
 
     async def append_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         async with self._tx() as conn:

@@ -52,7 +52,7 @@ def _check_url(url: str) -> None:
         )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the gateway read while the CLI writes; busy_timeout makes writers
     # wait for each other instead of failing at once.
@@ -70,7 +70,7 @@ def make_engine(url: str) -> AsyncEngine:
         # its queue; idle pooled connections cost a gateway ~7% of a core under load.
         # Opening a SQLite file per transaction is cheap by comparison.
         engine = create_async_engine(url, poolclass=NullPool)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 

@@ -39,4 +39,5 @@ class Store(UserStore, StopCodeStore, CertStore, FeedStore, FactorStore, Handoff
         return store
 
     async def close(self) -> None:
+        await self.close_audit()
         await self._engine.dispose()

@@ -37,7 +37,9 @@ from sqlalchemy.engine import make_url
 
 from gateway.audit.chain import FIELDS
 from gateway.manage.audit_search import build_query, search_audit
-from gateway.store.audit import _INSERT_SQLITE, _sqlite_at, search_statement
+from gateway.store.audit import search_statement
+from gateway.store.audit_sqlite import INSERT as _INSERT_SQLITE
+from gateway.store.audit_sqlite import sqlite_at as _sqlite_at
 from gateway.store.db import serial_hex, sqlite_url
 from gateway.store.store import Store
 from tests.conftest import _create_pg_database, _drop_pg_database

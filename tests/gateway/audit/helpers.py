@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gateway.audit.chain import FIELDS, format_at
 from gateway.audit.checkpoint import Checkpoint
@@ -64,3 +70,17 @@ def stored_row(node: str, seq: int, minutes: int, **fields: Any) -> dict[str, An
                 prev_hash="0" * 64, hash="1" * 64)
     base.update(fields)
     return base
+
+
+@contextmanager
+def immutable(path: Path) -> Iterator[None]:
+    """``path`` made immutable (``chattr +i``): refused even to root, who the tests run
+    as and whom a chmod does not stop. Skips where the file system or the container
+    does not allow it."""
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)

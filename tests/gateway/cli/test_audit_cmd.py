@@ -13,7 +13,7 @@ import yaml
 from gateway.audit.assembly import build_audit_writer
 from gateway.config import load_config
 from gateway.store.store import Store
-from tests.gateway.audit.helpers import record
+from tests.gateway.audit.helpers import immutable, record
 from tests.gateway.cli.conftest import Certgate
 
 
@@ -144,6 +144,41 @@ def test_verify_does_not_need_to_write_the_checkpoint_file(cg: Certgate) -> None
     assert "is not writable" in refused.err + refused.out
     result = cg.ok("audit", "verify")
     assert "node gw1: OK, 3 record(s) (seq 1-3), 1 signed checkpoint(s) match" in result.out
+
+
+def test_verify_of_a_read_only_database_says_the_verdict_and_warns_it_went_unrecorded(
+        cg: Certgate) -> None:
+    """A reviewer checks a copy they may only read: the exit code is the chain's verdict;
+    that its own audit.read record could not be written is a warning (and a JSON field).
+    The file is made immutable: a chmod does not stop root, who runs the tests."""
+    set_node(cg, "gw1")
+    write_records(cg.config, 3)
+    db = cg.data_dir / "certgate.db"
+    unrecorded = ("warning: the check ran and its result stands, but the audit record "
+                  "audit.read could not be written: cannot write to the database at "
+                  f"sqlite+aiosqlite:///{db}: attempt to write a readonly database; this run "
+                  "is not in the audit trail")
+    with immutable(db):
+        result = cg("audit", "verify")
+        assert result.code == 0, result.err
+        assert "audit verify: OK, 3 record(s) on 1 node(s)" in result.out
+        assert result.err.strip() == unrecorded
+        result = cg("audit", "verify", "--json")
+        assert result.code == 0 and result.json()["ok"] is True
+        assert result.json()["read_recorded"] is False
+        assert result.json()["read_record_problem"].endswith(
+            "attempt to write a readonly database")
+    connection = sqlite3.connect(db)
+    with connection:
+        connection.execute("UPDATE audit_records SET user = 'mallory' WHERE seq = 2")
+    connection.close()
+    with immutable(db):
+        result = cg("audit", "verify")
+        assert result.code == 1 and "node gw1: BROKEN at seq 2" in result.out
+        assert result.err.strip() == unrecorded
+    result = cg("audit", "verify", "--json")  # writable again: recorded, still broken
+    assert result.code == 1 and result.json()["read_recorded"] is True
+    assert result.json()["read_record_problem"] is None
 
 
 def test_retention_and_syslog_are_validated_with_a_reason(cg: Certgate) -> None:
