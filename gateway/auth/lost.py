@@ -136,7 +136,7 @@ def mail_admin(runtime: Runtime, user: str, serial: str, source: str, now: datet
             "keyCompromise\n  and issue a new one:    certgate cert issue " + user + "\n\n"
             f"(gateway node {runtime.audit.node}; the audit trail has a cert.lost record.)\n")
     letter = Letter("lost", config.lost.email_to,
-                    f"certgate: certificate {serial} of {user} was stopped", body)
+                    f"Certificate {serial} of {user} was stopped with its stop code", body)
     runtime.postbox.send(config.mail, letter, now, f"about stopped certificate {serial}")
 
 
