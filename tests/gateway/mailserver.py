@@ -39,7 +39,7 @@ class MailServer:
     inbox: asyncio.Queue[Arrived] = field(default_factory=asyncio.Queue)
     logins: list[tuple[str, str]] = field(default_factory=list)
 
-    async def handle_DATA(self, server: SMTP, session: Session,  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: SMTP, session: Session,  # aiosmtpd calls it so
                           envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
