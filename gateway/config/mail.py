@@ -66,6 +66,9 @@ class MailConfig(BaseModel):
     username: str | None = Field(default=None, min_length=1, max_length=254)
     password_file: ConfigPath | None = None
     sender: Address
+    # The relay's CA certificate(s), PEM, for a relay whose certificate is not publicly
+    # trusted (an internal mail server): then only this CA is trusted for it.
+    ca_file: ConfigPath | None = None
     timeout: Duration = timedelta(seconds=20)
 
     @model_validator(mode="after")
@@ -76,6 +79,9 @@ class MailConfig(BaseModel):
             raise ValueError(f"security: none sends mail and the relay password in the clear, "
                              f"so it is accepted only to a relay on this machine (localhost, "
                              f"127.0.0.1, ::1), not to '{self.host}'; use starttls or tls")
+        if self.security == "none" and self.ca_file is not None:
+            raise ValueError("ca_file is for checking the relay's certificate, and security: "
+                             "none uses no TLS: use starttls or tls, or drop ca_file")
         if (self.username is None) != (self.password_file is None):
             raise ValueError("username and password_file go together: set both to sign in "
                              "to the relay, or neither")

@@ -93,11 +93,11 @@ async def mail_link(visit: Visit) -> web.Response:
     _, problems = await in_worker(config, visit.user, job)
     if problem:
         title, text = "E-mail not sent", (f"The e-mail to {to} could not be sent: {problem}. "
-                                          "Pass the link on by hand; the gateway log has the "
-                                          "details.")
+                                          "Pass the link on by hand (it is still on the "
+                                          "hand-over page), and close this tab.")
     elif done:
         title, text = "E-mail sent", (f"The download link went to {to}. Tell {link.holder} "
-                                      "the password by phone.")
+                                      "the password by phone. You can close this tab.")
     else:
         title, text = "E-mail on its way", (f"The mail relay is slow to answer; the e-mail to "
                                             f"{to} is still being sent, and the gateway log "

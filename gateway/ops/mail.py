@@ -76,7 +76,8 @@ def deliver(mail: MailConfig, message: EmailMessage) -> None:
     password = read_secret_line(mail.password_file, private=True) \
         if mail.password_file is not None else None
     timeout = mail.timeout.total_seconds()
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(
+        cafile=str(mail.ca_file) if mail.ca_file is not None else None)
     smtp = smtplib.SMTP_SSL(mail.host, mail.port, timeout=timeout, context=context) \
         if mail.security == "tls" else smtplib.SMTP(mail.host, mail.port, timeout=timeout)
     with smtp:
@@ -85,6 +86,31 @@ def deliver(mail: MailConfig, message: EmailMessage) -> None:
         if mail.username is not None and password is not None:
             smtp.login(mail.username, password)
         smtp.send_message(message)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def plain_reason(mail: MailConfig, exc: BaseException) -> str:
+    """Why a mail was not sent, in words an admin can act on."""
+    relay = f"the mail relay {mail.host}:{mail.port}"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return (f"{relay} refused the user name or password (mail.username, "
+                f"mail.password_file): {exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return f"{relay} does not offer STARTTLS, and mail is never sent in the clear"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return f"{relay} refused the address {', '.join(exc.recipients)}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the certificate of {relay} is not trusted: {exc.verify_message}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"{relay} refused the connection (is it running, is the port right?)"
+    if isinstance(exc, TimeoutError):
+        return f"{relay} did not answer within {mail.timeout.total_seconds():g} s"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{relay} answered {exc.smtp_code} {_text(exc.smtp_error)}"
+    return f"{relay}: {exc or type(exc).__name__}"
 
 
 class Postbox:
@@ -114,9 +140,8 @@ class Postbox:
             raise
         except Exception as exc:  # a mail must never take anything down
             self._counter.labels(letter.kind, "failed").inc()
-            reason = str(exc) or type(exc).__name__
-            self._log.warning("mail relay %s:%d: the e-mail %s was not sent: %s", mail.host,
-                              mail.port, about, reason)
+            reason = plain_reason(mail, exc)
+            self._log.warning("the e-mail %s was not sent: %s", about, reason)
             return reason
         self._counter.labels(letter.kind, "sent").inc()
         self._log.info("mail relay %s:%d: sent the e-mail %s", mail.host, mail.port, about)

@@ -54,6 +54,8 @@ def test_the_password_file_is_resolved_and_checked_at_start(tmp_path: Path) -> N
      "greater than or equal to 1"),
     ("mail:\n  host: smtp.example.com\n  sender: it@example.com\n  security: ssl\n",
      "mail.security", "'starttls', 'tls' or 'none'"),
+    ("mail:\n  host: localhost\n  sender: it@example.com\n  security: none\n"
+     "  ca_file: relay-ca.pem\n", "mail", "security: none uses no TLS"),
     ("lost:\n  email_to: [it@example.com]\n", "lost.email_to",
      "there is no mail: section to send with"),
     (MAIL + "lost:\n  email_to: ['a@example.com, b@example.com']\n", "lost.email_to[0]",

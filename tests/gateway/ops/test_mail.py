@@ -1,20 +1,24 @@
 """``gateway.ops.mail`` against a real SMTP server on loopback (aiosmtpd): the message
 as it arrives, header injection refused, signing in with the 0600 password file
-(never logged), and a relay that is down or lacks STARTTLS: logged, counted, never
-raised."""
+(never logged), STARTTLS to a relay with a certificate of its own CA, and a relay
+that is down, untrusted or lacks STARTTLS: logged, counted, never raised."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client import CollectorRegistry, Counter
 
 from gateway.config.mail import MailConfig
 from gateway.ops.mail import Letter, MailError, Postbox, build_message
+from pki.ca import build_ca, issue_server_cert
+from pki.keys import generate_key, key_to_pem
 from tests.gateway.mailserver import running_mailserver
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -105,7 +109,8 @@ async def test_signing_in_with_the_password_file_never_logs_it(
         secret.write_text("wrong-secret\n")
         problem = await box.send(mail, Letter("download", ("bob@example.com",), "Hi", "x\n"),
                                  NOW, "to bob again")
-        assert problem is not None and "535" in problem
+        assert problem is not None and "refused the user name or password" in problem
+        assert "535" in problem
         # A password file others may read: not even tried.
         secret.chmod(0o644)
         problem = await box.send(mail, Letter("download", ("bob@example.com",), "Hi", "x\n"),
@@ -124,10 +129,11 @@ async def test_a_relay_that_is_down_is_logged_and_counted(
     port = free_port()
     problem = await box.send(relay(port), Letter("lost", ("it@example.com",), "S", "b\n"),
                              NOW, "about nothing")
-    assert problem is not None
+    assert problem == f"the mail relay 127.0.0.1:{port} refused the connection (is it " \
+        "running, is the port right?)"
     assert count(counter, "lost", "failed") == 1 and count(counter, "lost", "sent") == 0
-    assert any(f"mail relay 127.0.0.1:{port}: the e-mail about nothing was not sent" in
-               r.getMessage() for r in caplog.records)
+    assert any(r.getMessage() == f"the e-mail about nothing was not sent: {problem}"
+               for r in caplog.records)
 
 
 async def test_starttls_never_falls_back_to_clear_text() -> None:
@@ -138,7 +144,7 @@ async def test_starttls_never_falls_back_to_clear_text() -> None:
                                           "sender": "certgate@example.com", "timeout": "5s"})
         problem = await box.send(mail, Letter("lost", ("it@example.com",), "S", "secret\n"),
                                  NOW, "over starttls")
-        assert problem is not None and "STARTTLS" in problem
+        assert problem is not None and "does not offer STARTTLS" in problem
         assert server.inbox.empty()
     assert count(counter, "lost", "failed") == 1
 
@@ -150,3 +156,45 @@ async def test_close_waits_for_mails_in_flight() -> None:
         await box.close()
         assert not server.inbox.empty()
     assert count(counter, "lost", "sent") == 1
+
+
+@pytest.fixture(scope="module")
+def relay_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    """A relay certificate for 127.0.0.1 from a CA of our own ``pki``; its root's PEM."""
+    folder = tmp_path_factory.mktemp("relay")
+    now = datetime.now(UTC)
+    ca, _ = build_ca("Mail Test", now=now)
+    key = generate_key()
+    cert = issue_server_cert(ca, key.public_key(), ["127.0.0.1"], days=2, now=now)
+    (folder / "cert.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM)
+                                               for c in (cert, ca.issuing_cert)))
+    (folder / "key.pem").write_bytes(key_to_pem(key, None))
+    (folder / "root.pem").write_bytes(ca.root_cert.public_bytes(Encoding.PEM))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context, folder / "root.pem"
+
+
+async def test_starttls_with_the_relays_own_ca_and_a_password(
+        relay_tls: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
+    context, root = relay_tls
+    secret = tmp_path / "smtp.pw"
+    secret.write_text("relay-secret\n")
+    secret.chmod(0o600)
+    box, counter = postbox()
+    async with running_mailserver(tls=context, auth=True) as server:
+        mail = MailConfig.model_validate({
+            "host": "127.0.0.1", "port": server.port, "sender": "certgate@example.com",
+            "username": "certgate", "password_file": str(secret), "ca_file": str(root),
+            "timeout": "5s"})
+        assert mail.security == "starttls"
+        assert await box.send(mail, Letter("lost", ("it@example.com",), "S", "b\n"), NOW,
+                              "over starttls") is None
+        assert (await server.next()).recipients == ["it@example.com"]
+        assert server.logins == [("certgate", "relay-secret")]
+        # Without the relay's CA its certificate is not trusted: nothing is said.
+        problem = await box.send(mail.model_copy(update={"ca_file": None}),
+                                 Letter("lost", ("it@example.com",), "S", "b\n"), NOW, "x")
+        assert problem is not None and "is not trusted" in problem
+        assert server.logins == [("certgate", "relay-secret")] and server.inbox.empty()
+    assert (count(counter, "lost", "sent"), count(counter, "lost", "failed")) == (1, 1)
