@@ -44,7 +44,7 @@ def link_letter(config: Config, holder: str, to: str, link: str, expires: dateti
     """The mail to the person: the link and short steps; no password, no stop code."""
     helpdesk = config.auth.helpdesk
     body = (f"Hello {holder},\n\n"
-            "your administrator has made you a certificate: a file that lets your browser "
+            "Your administrator has made you a certificate: a file that lets your browser "
             "open the company's applications.\n\n"
             f"1. Open this link. It works once, until {when(expires)}:\n"
             f"   {link}\n"
