@@ -57,6 +57,7 @@ from gateway.lifecycle import background
 from gateway.ops.exposure import exposure
 from gateway.ops.filemodes import check_secret_files, exposed_files
 from gateway.ops.gauges import Expiries, keep_sampling
+from gateway.ops.mail import Postbox
 from gateway.ops.metrics import Metrics
 from gateway.ops.renewal import ServerCertRenewer
 from gateway.ops.supervise import TaskHealth, keep_running
@@ -170,8 +171,12 @@ class Runtime:
     _revocations_counted: int = 0
     # "I lost my USB stick": this node's attempt counters and webhook deliveries.
     lost: LostDesk = field(default_factory=LostDesk)
+    postbox: Postbox = field(init=False)  # e-mails in flight (gateway.ops.mail)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _stopped: bool = False
+
+    def __post_init__(self) -> None:
+        self.postbox = Postbox(self.metrics.mail, self.log)
 
     @classmethod
     async def start(cls, config: Config, *, poll_interval: float = 0.25,
@@ -220,6 +225,7 @@ class Runtime:
                 stack.push_async_callback(audit.syslog.close)
             stack.push_async_callback(runtime.audit.close)
             stack.push_async_callback(runtime.lost.close)  # webhooks in flight, before the log
+            stack.push_async_callback(runtime.postbox.close)  # and e-mails
             audit.emit(lifecycle_record("gateway.start", config, audit.node, utc_now()))
             await stack.enter_async_context(background(runtime.audit.run(), "audit"))
             if audit.syslog is not None:

@@ -12,8 +12,10 @@ certificate of that user whose code is unused:
    (``gateway.manage.crl.republish_crl``) when the CA key is at hand, and OCSP says
    revoked/certificateHold,
 3. tells the admin: an ERROR log line, ``certgate_lost_attempts_total{result="stopped"}``,
-   a ``cert.lost`` audit record (user, serial, source address), and a JSON POST to
-   ``lost.webhook_url`` when configured (in the background, never holding up the page),
+   a ``cert.lost`` audit record (user, serial, source address), a JSON POST to
+   ``lost.webhook_url`` and a plain-text e-mail to ``lost.email_to`` (through
+   ``gateway.ops.mail``) when configured (in the background, never holding up the
+   page; each delivery is a log line and a metric, not an audit record),
 4. says so in plain words: "Your certificate ending …ABCD is stopped."
 
 Guessing is bounded: every POST is counted *before* anything is checked, per source
@@ -51,6 +53,7 @@ from gateway.auth.stopcodes import code_matches, well_formed
 from gateway.http.pages import html_page
 from gateway.manage.ca import CaLoader, load_online_ca
 from gateway.manage.crl import republish_crl
+from gateway.ops.mail import Letter
 from gateway.store.db import serial_hex
 from pki.ca import CertificateAuthority
 from pki.keys import PkiError
@@ -117,6 +120,24 @@ class LostDesk:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def mail_admin(runtime: Runtime, user: str, serial: str, source: str, now: datetime) -> None:
+    """E-mail ``lost.email_to`` that ``serial`` was stopped, if mail is set up."""
+    config = runtime.state.config
+    if config.mail is None or not config.lost.email_to:
+        return
+    at = now.strftime("%Y-%m-%d %H:%M:%S UTC")
+    body = (f"The certificate {serial} of {user} was stopped with its stop code at {at} "
+            f"from {source or 'an unknown address'}.\n\n"
+            "It is suspended (certificateHold): it opens nothing until you decide.\n\n"
+            f"- Found again? Resume it:  certgate cert resume {serial}\n"
+            f"- Stays lost? Revoke it:   certgate cert revoke {serial} --reason "
+            "keyCompromise\n  and issue a new one:    certgate cert issue " + user + "\n\n"
+            f"(gateway node {runtime.audit.node}; the audit trail has a cert.lost record.)\n")
+    letter = Letter("lost", config.lost.email_to,
+                    f"Certificate {serial} of {user} was stopped with its stop code", body)
+    runtime.postbox.send(config.mail, letter, now, f"about stopped certificate {serial}")
 
 
 async def _deliver(runtime: Runtime, url: str, seconds: float, payload: dict[str, Any]) -> None:
@@ -281,6 +302,7 @@ async def lost(request: web.Request, runtime: Runtime, reference: str) -> Answer
     desk.notify(runtime, {"event": "cert.lost", "user": user, "serial": serial_text,
                           "source_ip": source, "at": now.isoformat(),
                           "node": runtime.audit.node, "reference": reference})
+    mail_admin(runtime, user, serial_text, source, now)
     response = html_page("lost_done.html", 200, title="Your certificate is stopped",
                          ending=serial_text[-4:], user=user,
                          helpdesk=config.auth.helpdesk, reference=reference)

@@ -32,6 +32,7 @@ from gateway.config.audit import AuditConfig
 from gateway.config.console import ConsoleConfig, console_clashes, routed_apps
 from gateway.config.front import ProxyProtocolConfig
 from gateway.config.lost import LostConfig
+from gateway.config.mail import MailConfig
 from gateway.config.node import NODE_RE, default_node, is_node_name
 from gateway.config.values import (
     ConfigPath,
@@ -263,6 +264,7 @@ class Config(_Section):
     auth: AuthConfig
     limits: LimitsConfig = LimitsConfig()
     lost: LostConfig = LostConfig()  # the "I lost my USB stick" page
+    mail: MailConfig | None = None  # the SMTP relay (lost.email_to, e-mailed links)
     console: ConsoleConfig | None = None  # the admin console (gateway.console)
     apps: tuple[AppConfig, ...] = ()
 
@@ -351,6 +353,8 @@ def config_from_document(doc: YamlDocument, path: Path, *, writing: bool = True)
     clashes = port_clashes(config) + console_clashes(config.console, config.apps)
     if config.proxy_protocol and "pki" in config.proxy_protocol.listeners and not config.pki_listen:
         clashes.append((("proxy_protocol", "listeners"), "names pki, but pki_listen is not set"))
+    if config.lost.email_to and config.mail is None:
+        clashes.append((("lost", "email_to"), "is set, but there is no mail: section to send with"))
     for key in ("path", "checkpoints") if writing else ():
         path = getattr(config.audit, key)
         if path is not None and (problem := audit_path_problem(path)) is not None:

@@ -1,7 +1,8 @@
 """The ``lost:`` section: the "I lost my USB stick" page (``/.certgate/lost``).
 
 ``webhook_url`` (optional) receives a small JSON POST each time a person stops a
-certificate with its stop code (a chat channel, a ticket system). The attempt
+certificate with its stop code (a chat channel, a ticket system); ``email_to`` (a
+list of addresses, needs the ``mail:`` section) gets a plain-text e-mail. The attempt
 limits are per node and in memory (see ``gateway.auth.lost``). No I/O.
 """
 
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.config.mail import Address
 from gateway.config.values import Duration
 
 
@@ -22,6 +24,7 @@ class LostConfig(BaseModel):
 
     webhook_url: str | None = None
     webhook_timeout: Duration = timedelta(seconds=10)
+    email_to: tuple[Address, ...] = Field(default=(), max_length=20)
     # Tries per window, counted before the code is checked.
     max_per_address: int = Field(default=10, ge=1, le=1000)
     max_per_user: int = Field(default=5, ge=1, le=1000)

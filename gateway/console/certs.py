@@ -3,7 +3,8 @@
 Issuing (and renewing) goes through ``gateway.manage.certs`` in a worker
 (``work.in_worker``) and ends on the hand-over page: the ``.p12`` password and the
 stop code, shown this once, and a one-time download link (``gateway.console.download``)
-valid 24 hours, for the admin to pass on. Suspend, resume, revoke and renew first show
+valid 24 hours, for the admin to pass on (or to e-mail to the person from that page,
+``gateway.console.mailing``). Suspend, resume, revoke and renew first show
 a confirmation page whose form POSTs the change. Every change is recorded with
 ``AdminTrail`` as the CLI records it (``cert.issue``, ``cert.suspend`` …, ``crl.sign``),
 with the console user as actor, and the link's creation as ``cert.download_link``.
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
 
+from gateway.config.mail import is_address
 from gateway.console.overview import when
 from gateway.console.work import in_worker
 from gateway.manage import certs
@@ -33,6 +35,7 @@ from gateway.manage.ca import load_online_ca
 from gateway.manage.errors import ManageError
 from gateway.manage.trail import AdminTrail
 from gateway.store.db import serial_from_text, serial_hex
+from gateway.store.errors import NotFoundError
 from gateway.store.records import CertRecord, CertStatus
 from gateway.store.store import Store
 
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
 LINK_VALID = timedelta(hours=24)
 DOWNLOAD_PATH = "/.certgate/download"
+MAIL_LINK_PATH = "/certificates/mail-link"  # gateway.console.mailing
 STATUSES = ("all", "active", "suspended", "revoked", "expired")
 EXPIRY = {"": None, "30": 30, "90": 90}
 CONFIRMED = ("suspend", "resume", "revoke", "renew")
@@ -120,6 +124,17 @@ def _profile(visit: Visit) -> Literal["modern", "compat"]:
     return "modern" if profile == "modern" else "compat"
 
 
+async def mail_address(visit: Visit, holder: str) -> str | None:
+    """Where the link to ``holder`` may be e-mailed: None without ``mail:`` or an address."""
+    if visit.runtime.state.config.mail is None:
+        return None
+    try:
+        email = (await visit.runtime.store.get_user(holder)).email
+    except NotFoundError:
+        return None
+    return email if email and is_address(email) else None
+
+
 async def _hand_over(visit: Visit, renew_serial: int | None) -> web.Response:
     """Issue (or renew), store the .p12 behind a one-time link, show the hand-over."""
     config = visit.runtime.state.config
@@ -159,7 +174,9 @@ async def _hand_over(visit: Visit, renew_serial: int | None) -> web.Response:
     issued, problems = await in_worker(config, visit.user, job)
     link = f"https://{visit.request.host}{DOWNLOAD_PATH}?t={token}"
     return visit.page("console_handover.html", title="Hand over the certificate",
-                      here="/certificates", issued=issued, link=link, when=when,
+                      here="/certificates", issued=issued, link=link, when=when, token=token,
+                      mail_to=await mail_address(visit, issued.record.user),
+                      mail_action=MAIL_LINK_PATH,
                       serial_hex=serial_hex, link_expires=when(now + LINK_VALID),
                       error="; ".join(problems) or None, narrow=True)
 

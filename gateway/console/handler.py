@@ -83,7 +83,7 @@ class ConsoleAnswer:
 
 
 def _routes() -> tuple[dict[str, Handler], dict[str, Handler]]:
-    from gateway.console import apps, audit, certs, overview, people
+    from gateway.console import apps, audit, certs, mailing, overview, people
 
     gets: dict[str, Handler] = {"/": overview.show, "/certificates": certs.show,
                                 "/certificates/confirm": certs.confirm,
@@ -93,6 +93,7 @@ def _routes() -> tuple[dict[str, Handler], dict[str, Handler]]:
     posts: dict[str, Handler] = {f"/certificates/{action}": handler
                                  for action, handler in certs.ACTIONS.items()}
     posts.update(people.ACTIONS)
+    posts.update(mailing.ACTIONS)
     return gets, posts
 
 

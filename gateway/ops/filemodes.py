@@ -1,12 +1,13 @@
 """Start-up checks of who may read the files the gateway holds secrets in.
 
 Key files (TLS, assertion, the online CA key and, while it is still on this
-machine, the root key; the OCSP signer key; the CA passphrase file; the audit key) that group or
-others may read stop the start, as the CLI already refuses them: ``check_secret_files``
-raises ``InsecureFileError`` naming the file and the ``chmod`` to run. The config
-file and the SQLite database hold no keys (the database keeps password hashes and
-encrypted TOTP secrets), and an install that works must not stop working after an
-upgrade, so a world-readable one is one loud warning line each, with the ``chmod``.
+machine, the root key; the OCSP signer key; the CA passphrase file; the audit key;
+the mail relay's password file) that group or others may read stop the start, as
+the CLI already refuses them: ``check_secret_files`` raises ``InsecureFileError``
+naming the file and the ``chmod`` to run. The config file and the SQLite database
+hold no keys (the database keeps password hashes and encrypted TOTP secrets), and an
+install that works must not stop working after an upgrade, so a world-readable one
+is one loud warning line each, with the ``chmod``.
 
 Only looks (stat); must not change a mode itself: the admin decides.
 """
@@ -31,6 +32,8 @@ def secret_files(config: Config) -> list[Path]:
         files.append(pki.ca_dir / ROOT_KEY)
     files += [f for f in (pki.ocsp_signer_key, pki.ca_passphrase_file) if f is not None]
     files.append(config.audit.key)  # checked when present: older installs lack it
+    if config.mail is not None and config.mail.password_file is not None:
+        files.append(config.mail.password_file)  # the SMTP relay's password
     return files
 
 

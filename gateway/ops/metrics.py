@@ -140,6 +140,9 @@ class Metrics:
                                     "Notifications of a stopped certificate POSTed to "
                                     "lost.webhook_url, by result (sent, failed)", ["result"],
                                     registry=r)
+        self.mail = Counter("certgate_mail_total",
+                            "E-mails through the mail: relay, by kind (lost, download) and "
+                            "result (sent, failed)", ["kind", "result"], registry=r)
         # Labelled children by (app, decision, status class, reason): ``labels()`` builds
         # and locks on every call; the label sets are few, so keep them.
         self._children: dict[tuple[str | None, str, int, str],

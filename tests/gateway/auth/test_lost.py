@@ -5,7 +5,7 @@ does), so the test holds its stop code. Then: the right code stops it (dave's op
 keep-alive connection is refused within 1 s, ``openssl ocsp`` says revoked with
 certificateHold), the code works once, a wrong code and an unknown user get the
 same page, a flood is rate-limited, `certgate cert resume` brings the certificate
-back, the admin is told (log, metric, audit, webhook), and the code is nowhere in
+back, the admin is told (log, metric, audit, webhook, e-mail), and the code is nowhere in
 the clear (data dir, logs, audit).
 """
 
@@ -28,11 +28,14 @@ from cryptography import x509
 
 from gateway.auth.stopcodes import normalise
 from gateway.config.lost import LostConfig
+from gateway.config.mail import MailConfig
 from gateway.manage import certs
 from gateway.manage.bundles import BundleRequest
 from gateway.store.db import serial_hex
 from gateway.store.records import CertStatus
 from tests.gateway.conftest import HOST, Gateway, cli, extract_pem
+from tests.gateway.mailserver import running_mailserver
+from tests.gateway.ops.test_mail import free_port
 
 LOST = "/.certgate/lost"
 P12_PASSWORD = "dave-p12-password"
@@ -342,3 +345,51 @@ async def test_an_unreachable_webhook_is_logged_and_never_blocks_the_page(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_the_admin_gets_an_e_mail_without_the_stop_code(
+        gateway: Gateway, tmp_path: Path) -> None:
+    runtime = gateway.runtime
+    async with running_mailserver() as server:
+        config = runtime.state.config.model_copy(update={
+            "lost": LostConfig(email_to=("it@example.com", "boss@example.com")),
+            "mail": MailConfig(host="127.0.0.1", port=server.port, security="none",
+                               sender="certgate@example.com")})
+        runtime.state = replace(runtime.state, config=config)
+        dave = await issue_for(gateway, "dave", tmp_path)
+        async with anonymous(gateway) as stranger:
+            status, _ = await post_code(gateway, stranger, "dave", dave.code)
+        assert status == 200
+        arrived = await server.next()
+    serial = serial_hex(dave.serial)
+    assert arrived.recipients == ["it@example.com", "boss@example.com"]
+    assert arrived.message["Subject"] == \
+        f"Certificate {serial} of dave was stopped with its stop code"
+    assert f"The certificate {serial} of dave was stopped with its stop code at " in arrived.body
+    assert "from 127.0.0.1." in arrived.body and "certificateHold" in arrived.body
+    assert f"certgate cert resume {serial}" in arrived.body
+    assert f"certgate cert revoke {serial} --reason keyCompromise" in arrived.body
+    raw = arrived.message.as_string()
+    assert dave.code not in raw and normalise(dave.code) not in raw
+    assert P12_PASSWORD not in raw
+    await gateway.wait_for(lambda: _true(
+        metric(gateway, "certgate_mail_total", kind="lost", result="sent") == 1))
+
+
+async def test_a_relay_that_is_down_never_blocks_the_page(
+        gateway: Gateway, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    runtime = gateway.runtime
+    config = runtime.state.config.model_copy(update={
+        "lost": LostConfig(email_to=("it@example.com",)),
+        "mail": MailConfig(host="127.0.0.1", port=free_port(), security="none",
+                           sender="certgate@example.com")})
+    runtime.state = replace(runtime.state, config=config)
+    dave = await issue_for(gateway, "dave", tmp_path)
+    caplog.set_level(logging.WARNING, logger="certgate")
+    async with anonymous(gateway) as stranger:
+        status, body = await post_code(gateway, stranger, "dave", dave.code)
+    assert status == 200 and "is stopped" in body
+    await gateway.wait_for(lambda: _true(
+        metric(gateway, "certgate_mail_total", kind="lost", result="failed") == 1))
+    assert any("was not sent" in r.getMessage() and "stopped certificate" in r.getMessage()
+               for r in caplog.records)

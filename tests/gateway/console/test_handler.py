@@ -91,7 +91,8 @@ async def test_every_form_refuses_a_post_without_a_valid_token(gateway: Gateway,
         await store.close()
     serial = f"{cert.serial:X}"
     form = {"serial": serial, "user": "bob", "reason": "keyCompromise", "nonce": "n-" + path,
-            "profile": "modern", "groups": "nobody", "session": "0" * 16, "email": ""}
+            "profile": "modern", "groups": "nobody", "session": "0" * 16, "email": "",
+            "t": "A" * 43}
     # No token, a made-up one, and one of another session (dave's).
     other = await sign_in_other(gateway, admin.alice)
     for token in (None, "1.abc", other):
