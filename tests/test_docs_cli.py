@@ -59,9 +59,12 @@ def shell_lines(text: str) -> Iterator[str]:
 def doc_lines() -> list[tuple[str, str]]:
     found = []
     for doc in DOCS:
-        for block in re.findall(r"^```(?:sh|bash|console)?\n(.*?)^```$", doc.read_text(),
-                                flags=re.M | re.S):
-            found += [(doc.name, line) for line in shell_lines(block)]
+        # Every fenced block, whatever its language, so a yaml block's closing fence
+        # is never taken for the opening of a shell block.
+        for lang, block in re.findall(r"^```(\w*)\n(.*?)^```$", doc.read_text(),
+                                      flags=re.M | re.S):
+            if lang in ("", "sh", "bash", "console"):
+                found += [(doc.name, line) for line in shell_lines(block)]
     return found
 
 
