@@ -6,9 +6,9 @@ half-written. Refusals are ``NotFoundError``/``ConflictError`` with one sentence
 an unreachable database is ``DatabaseUnavailableError``.
 
 The methods live with their noun (``users``, ``certs``, ``feed``, ``factors``,
-``handoffs``, ``audit``, ``audit_report``, ``stopcodes``, ``downloads``, ``resets``) on top of ``base.StoreBase`` (the engine,
-``_tx``, ``_event``); this module composes them and owns opening and closing. Never called on the
-per-request path.
+``handoffs``, ``audit``, ``audit_report``, ``stopcodes``, ``downloads``, ``resets``) on
+top of ``base.StoreBase`` (the engine, ``_tx``, ``_event``); this module composes them
+and owns opening and closing. Never called on the per-request path.
 """
 
 from __future__ import annotations
