@@ -136,7 +136,8 @@ RECORD_TYPES: dict[str, str] = {
     Reason.LOGIN_SUCCEEDED: "login", Reason.LOGIN_FAILED: "login",
     Reason.LOCKED_OUT: "login", Reason.LOGGED_OUT: "session.end",
     Reason.ENROLLED: "enrollment", Reason.ENROLL_FAILED: "enrollment",
-    Reason.HANDOFF_ACCEPTED: "session.start"}
+    Reason.HANDOFF_ACCEPTED: "session.start",
+    Reason.RESET_COMPLETED: "password.reset", Reason.RESET_FAILED: "password.reset"}
 
 
 @dataclass

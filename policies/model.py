@@ -60,6 +60,10 @@ class Reason(StrEnum):
     ENROLL_EXPIRED = "enroll-expired"
     ENROLLED = "enrolled"
     ENROLL_CLOSED = "enroll-closed"
+    RESET_PAGE = "reset-page"
+    RESET_FAILED = "reset-failed"
+    RESET_COMPLETED = "reset-completed"
+    RESET_CLOSED = "reset-closed"
     FORM_INVALID = "form-invalid"
     BODY_TOO_LARGE = "body-too-large"
     UPSTREAM_UNAVAILABLE = "upstream-unavailable"
@@ -127,6 +131,12 @@ _DESCRIPTIONS: Mapping[Reason, str] = {
     Reason.ENROLL_EXPIRED: "The page to set up your authenticator app was open too long.",
     Reason.ENROLLED: "Your authenticator app is set up.",
     Reason.ENROLL_CLOSED: "Your authenticator app is already set up.",
+    Reason.RESET_PAGE: "The page to choose a new password with a set-up code was shown.",
+    Reason.RESET_FAILED: "The set-up code or the code from your authenticator app is not "
+                         "right.",
+    Reason.RESET_COMPLETED: "Your new password is set.",
+    Reason.RESET_CLOSED: "There is no open password reset for you: the set-up code was "
+                         "used already or has expired.",
     Reason.FORM_INVALID: "The form could not be read. Please go back and fill it in again.",
     Reason.BODY_TOO_LARGE: "The upload is larger than this application accepts.",
     Reason.UPSTREAM_UNAVAILABLE: "The application is not reachable right now.",

@@ -99,7 +99,7 @@ def _closed(request: web.Request, runtime: Runtime, reference: str) -> Answer:
     return Answer(response, Reason.ENROLL_CLOSED, False)
 
 
-def _enroll_page(request: web.Request, runtime: Runtime, identity: Identity, *, status: int,
+def enroll_page(request: web.Request, runtime: Runtime, identity: Identity, *, status: int,
                  secret: str, token: str, csrf: str, next_path: str, reference: str,
                  error: str | None = None) -> web.Response:
     auth = runtime.state.config.auth
@@ -176,7 +176,7 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
                          "Check it and try again.")
         # Half way: the count stays as it was until the code proves the app.
         await give_back(runtime, identity, now)
-        return Answer(_enroll_page(request, runtime, identity, status=200, secret=secret,
+        return Answer(enroll_page(request, runtime, identity, status=200, secret=secret,
                                    token=enroll_token(box, identity, totp, now),
                                    csrf=csrf_token(csrf_key(box), identity.fingerprint, now),
                                    next_path=next_path, reference=reference),
@@ -196,7 +196,7 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
                       source_ip=request.remote, now=now)
             return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
         # The same token again: the ten minutes run from the password, not the last try.
-        return Answer(_enroll_page(
+        return Answer(enroll_page(
             request, runtime, identity, status=401, secret=secret, token=token,
             csrf=csrf_token(csrf_key(box), identity.fingerprint, now), next_path=next_path,
             reference=reference, error="That code is not right. Type the 6-digit code the "

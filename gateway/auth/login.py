@@ -9,7 +9,8 @@ was wrong; they count per user and per certificate, and too many within the wind
 lock sign-in for a while, on every node (the counters are in the database).
 A person whose authenticator the admin left to them ("pending") sees a password-only
 form that posts to the enrollment page (``gateway.auth.enroll``), which shares this
-module's form, counters and session start.
+module's form, counters and session start; a person with an open password reset sees
+the set-up code form that posts to ``gateway.auth.reset``, which shares them too.
 
 A session remembers the host it was started on, so that ``gateway.auth.handoff``
 can carry it to the other app hosts; sign-out ends every session of the
@@ -72,7 +73,7 @@ def safe_next(value: str | None) -> str:
     if not value or len(value) > 2048 or not _NEXT.match(value):
         return "/"
     if value.split("?", 1)[0].rstrip("/") in (LOGIN_PATH, "/.certgate/logout",
-                                              "/.certgate/handoff"):
+                                              "/.certgate/handoff", "/.certgate/reset"):
         return "/"
     return value
 
@@ -117,9 +118,10 @@ def csrf_key(box: SecretBox) -> bytes:
 def sign_in_form(request: web.Request, runtime: Runtime, identity: Identity, *, status: int,
                  reason: Reason, reference: str, next_path: str, now: datetime,
                  error: str | None = None, locked_until: datetime | None = None,
-                 pending: bool = False) -> web.Response:
-    """The sign-in page (password + code; password only while ``pending``), or the
-    lockout notice in its place."""
+                 pending: bool = False, reset: bool = False) -> web.Response:
+    """The sign-in page (password + code; password only while ``pending``; the set-up
+    code and a new password while a password ``reset`` is open), or the lockout notice
+    in its place."""
     config = runtime.state.config.auth
     if wants_json(request):
         data = {"error": reason.value, "message": error or describe(reason),
@@ -136,7 +138,7 @@ def sign_in_form(request: web.Request, runtime: Runtime, identity: Identity, *, 
         email=identity.email, helpdesk=config.helpdesk, error=error, reference=reference,
         next=next_path, csrf=csrf_token(csrf_key(box), identity.fingerprint, now),
         locked_until=locked_until.strftime("%H:%M UTC") if locked_until else None,
-        locked_minutes=minutes, pending=pending)
+        locked_minutes=minutes, pending=pending, reset=reset)
 
 
 async def login(request: web.Request, runtime: Runtime, identity: Identity,
@@ -152,6 +154,7 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
         # Nothing to check a code against: say so, and count no failure.
         return Answer(refusal(request, status=403, reason=Reason.MFA_NOT_ENROLLED,
                               reference=reference), Reason.MFA_NOT_ENROLLED, False)
+    reset = await runtime.store.open_password_reset(identity.user, now) is not None
     if request.method == "GET":
         next_path = safe_next(request.query.get("next"))
         try:
@@ -162,7 +165,7 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
                                    reason=Reason.LOGIN_PAGE, reference=reference,
                                    next_path=next_path, now=now,
                                    locked_until=lock_end(failures, now),
-                                   pending=totp.state == PENDING),
+                                   pending=totp.state == PENDING, reset=reset),
                       Reason.LOGIN_PAGE, True)
     form = await posted_form(request, reference)
     if isinstance(form, Answer):
@@ -174,7 +177,7 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
         return Answer(sign_in_form(request, runtime, identity, status=status, reason=reason,
                                    reference=reference, next_path=next_path, now=now,
                                    error=error, locked_until=locked_until,
-                                   pending=totp.state == PENDING), reason, False)
+                                   pending=totp.state == PENDING, reset=reset), reason, False)
 
     if not csrf_valid(csrf_key(box), str(form.get("csrf", "")), identity.fingerprint, now):
         return again(403, Reason.CSRF_INVALID, "This form was too old or did not come from "
@@ -185,6 +188,10 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
     if locked is not None:
         return again(429, Reason.LOCKED_OUT, locked_until=locked)
 
+    if reset:
+        # The password was cleared with the reset: the form posts to the reset page.
+        return again(409, Reason.RESET_PAGE, "Your administrator has set a password reset: "
+                     "type the set-up code they gave you and choose a new password.")
     if totp.state == PENDING:
         # The code field is not there yet: the form for this person posts to the
         # enrollment page. Nothing was checked, so nothing counts as a failure.

@@ -1,6 +1,6 @@
 """The sign-in pages as one table, and the answer they share when the database is away.
 
-``/.certgate/login``, ``logout``, ``handoff``, ``enroll`` and "My access", ``me``
+``/.certgate/login``, ``logout``, ``handoff``, ``enroll``, ``reset`` and "My access", ``me``
 (from ``gateway.console``) (and ``lost``, answered with or without a certificate by
 ``answer_lost``) are the only requests of
 the public listener that need the database (a password check, a counted attempt,
@@ -23,8 +23,9 @@ from gateway.auth.enroll import enroll
 from gateway.auth.handoff import handoff
 from gateway.auth.login import Answer, login, logout
 from gateway.auth.lost import lost
+from gateway.auth.reset import reset
 from gateway.console.me import my_access_page
-from gateway.http.admit import ENROLL, HANDOFF, LOGIN, LOGOUT, LOST, ME
+from gateway.http.admit import ENROLL, HANDOFF, LOGIN, LOGOUT, LOST, ME, RESET
 from gateway.http.pages import html_page, refusal
 from gateway.identity.index import Identity
 from gateway.store.errors import StoreError
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 SIGN_IN_PAGES = {LOGIN: login, LOGOUT: logout, HANDOFF: handoff, ENROLL: enroll,
-                 ME: my_access_page}
+                 RESET: reset, ME: my_access_page}
 
 
 async def answer(path: str, request: web.Request, runtime: Runtime, identity: Identity,

@@ -1,4 +1,5 @@
-"""``certgate user …``: add, list, show, disable/enable, passwd, groups set.
+"""``certgate user …``: add, list, show, disable/enable, passwd, password-reset,
+groups set.
 
 Parses arguments, calls ``gateway.manage.users`` (which validates names, emails,
 groups and passwords) and prints. Changes reach running gateways through the
@@ -17,11 +18,13 @@ from gateway.cli.common import (
     CliError,
     echo_json,
     echo_table,
+    now,
     read_secret_argument,
     run,
 )
 
 if TYPE_CHECKING:  # the rest is imported in the commands: `certgate user --help` stays quick
+    from gateway.manage import resets
     from gateway.store.records import UserRecord
 
 
@@ -46,6 +49,7 @@ EXAMPLES
   certgate user add bob --group staff --password-file bob.pw --totp pending
   certgate user list --json
   certgate user disable alice
+  certgate user password-reset bob
   certgate user groups set alice staff
 """
 
@@ -127,17 +131,23 @@ def show(obj: CliContext, name: str, as_json: bool) -> None:
     """Show a user and their certificates."""
     from gateway.cli.cert_cmd import cert_json
 
-    async def go() -> tuple[UserRecord, list[Any]]:
+    async def go() -> tuple[UserRecord, list[Any], Any]:
         async with obj.store() as store:
             found = await store.get_user(name)
-            return found, await store.list_certificates(user=name)
+            return (found, await store.list_certificates(user=name),
+                    await store.open_password_reset(name, now()))
 
-    found, certs = run(go)
+    found, certs, reset = run(go)
+    reset_until = reset.expires_at.isoformat() if reset is not None else None
     if as_json:
-        echo_json({**user_json(found), "certificates": [cert_json(c) for c in certs]})
+        echo_json({**user_json(found), "password_reset_until": reset_until,
+                   "certificates": [cert_json(c) for c in certs]})
         return
     for key, value in user_json(found).items():
         click.echo(f"{key + ':':14s}{value}")
+    if reset is not None:
+        click.echo(f"{'reset open:':14s}until {reset.expires_at:%Y-%m-%d %H:%M} UTC "
+                   f"(set by {reset.created_by})")
     click.echo("certificates:")
     for c in certs:
         click.echo(f"  {cert_json(c)['serial']}  {cert_json(c)['status']:10s} "
@@ -172,6 +182,48 @@ def disable(obj: CliContext, name: str) -> None:
 def enable(obj: CliContext, name: str) -> None:
     """Enable a disabled user again."""
     _set_enabled(obj, name, True)
+
+
+def reset_message(reset: resets.PasswordReset) -> str:
+    """What the admin reads out to the person, said once."""
+    name = reset.user
+    return (f"Set-up code for {name}: {reset.code}\n"
+            f"It works once, until {reset.expires_at:%Y-%m-%d %H:%M} UTC. Tell it to {name} "
+            "by phone (not by email or chat, where it stays). With their certificate, "
+            f"{name} opens any application that asks for a password, types this code and "
+            "chooses a new password. Their old password no longer works and their "
+            "sessions have ended.")
+
+
+@user.command("password-reset")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the code included).")
+@click.pass_obj
+def password_reset(obj: CliContext, name: str, as_json: bool) -> None:
+    """Let a user choose a new password with a one-time set-up code.
+
+    Prints the code once; it works for 24 hours. The user's current password stops
+    working now and their sessions end (a reset is for a password that may be known).
+    A new reset replaces an earlier code.
+    """
+    from gateway.manage import resets
+
+    async def go() -> resets.PasswordReset:
+        async with obj.admin() as (store, trail):
+            reset = await resets.start_password_reset(store, name, now(),
+                                                      created_by=trail.actor or "cli")
+            await trail.record("password.reset", "set", user=reset.user, detail={
+                "expires_at": reset.expires_at.isoformat(),
+                "sessions_ended": reset.sessions_ended})
+            return reset
+
+    reset = run(go)
+    if as_json:
+        echo_json({"user": reset.user, "code": reset.code,
+                   "expires_at": reset.expires_at.isoformat(),
+                   "sessions_ended": reset.sessions_ended})
+        return
+    click.echo(reset_message(reset))
 
 
 @user.command("passwd")

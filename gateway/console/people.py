@@ -1,13 +1,16 @@
 """The console's users and sessions pages: add, disable/enable, groups, reset the
-authenticator, unlock; list and end sessions.
+authenticator, set a password reset, unlock; list and end sessions.
 
 Each change calls the same ``gateway.manage`` use-case as ``certgate user …`` /
 ``certgate session kill`` and writes the same audit record (``user.add``,
-``user.disable``, ``user.groups``, ``totp.reset``, ``unlock``, ``session.kill``),
-with the console user as actor. Changes that take access away (disable, reset the
-authenticator) go through a confirmation page. These are quick database writes,
-made on the gateway's own store; nothing here blocks (password hashing is not done
-here: a new person sets their authenticator up with the CLI or a pending enrollment).
+``user.disable``, ``user.groups``, ``totp.pending``, ``password.reset``, ``unlock``,
+``session.kill``), with the console user as actor. Changes that take access away
+(disable, reset the authenticator, a password reset) go through a confirmation page.
+The console never sets a password: a new person, and one whose password is reset,
+gets a one-time set-up code (shown once, on a ``no-store`` page) and chooses it at
+sign-in (``gateway.auth.reset``); a new person's and a reset authenticator is left to
+them ("pending"), so no shell on the gateway is needed. The set-up code is hashed in a
+worker thread; everything else here is a quick database write on the gateway's store.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from aiohttp import web
 
 from gateway.console.overview import when
 from gateway.console.work import actor
-from gateway.manage import factors, users
+from gateway.manage import factors, resets, users
 from gateway.manage.errors import ManageError
 from gateway.manage.trail import AdminTrail
 
@@ -26,7 +29,8 @@ if TYPE_CHECKING:
     from gateway.console.handler import Handler, Visit
 
 CONFIRMED = {"disable": "Disable", "enable": "Enable", "reset-totp": "Reset the authenticator of",
-             "unlock": "Unlock", "groups": "Change the groups of"}
+             "password-reset": "Set a password reset for", "unlock": "Unlock",
+             "groups": "Change the groups of"}
 
 
 async def _recorded(visit: Visit, type_: str, reason: str, **kwargs: object) -> list[str]:
@@ -49,8 +53,9 @@ async def show(visit: Visit) -> web.Response:
     people = [u for u in await store.list_users() if not person or person in u.name]
     locked = {f.subject for f in await store.locked_subjects(visit.now)}
     totp = {u.name: await store.get_totp(u.name) for u in people}
+    open_resets = {u.name: await store.open_password_reset(u.name, visit.now) for u in people}
     return visit.page("console_users.html", title="Users", here="/users", people=people,
-                      locked=locked, totp=totp, person=person, when=when)
+                      locked=locked, totp=totp, resets=open_resets, person=person, when=when)
 
 
 async def confirm(visit: Visit) -> web.Response:
@@ -66,11 +71,33 @@ async def add(visit: Visit) -> web.Response:
     name, email = visit.field("user"), visit.field("email") or None
     groups = _groups(visit.field("groups"))
     users.check_new_user(name, email, groups)
-    added = await users.add_user(visit.runtime.store, name, email=email, groups=groups)
+    store, config = visit.runtime.store, visit.runtime.state.config
+    added = await users.add_user(store, name, email=email, groups=groups)
     problems = await _recorded(visit, "user.add", "added", user=added.name, detail={
         "email": added.email, "groups": list(added.groups), "password": False})
-    return _done(visit, f"{added.name} was added. Issue their certificate on the "
-                        "Certificates page.", "/certificates", problems)
+    # They choose the password and set up the authenticator themselves at first sign-in.
+    await factors.mark_totp_pending(store, config, added.name)
+    problems += await _recorded(visit, "totp.pending", "pending", user=added.name)
+    return await _reset(visit, added.name, problems, added=True)
+
+
+async def password_reset(visit: Visit) -> web.Response:
+    return await _reset(visit, visit.field("user"), [])
+
+
+async def _reset(visit: Visit, name: str, problems: list[str], *,
+                 added: bool = False) -> web.Response:
+    """Open a password reset and show its code, once."""
+    store = visit.runtime.store
+    reset = await resets.start_password_reset(store, name, visit.now,
+                                              created_by=actor(visit.user))
+    problems += await _recorded(visit, "password.reset", "set", user=reset.user, detail={
+        "expires_at": reset.expires_at.isoformat(), "sessions_ended": reset.sessions_ended})
+    totp = await store.get_totp(reset.user)
+    return visit.page("console_reset.html", title=f"Password reset for {reset.user}",
+                      here="/users", narrow=True, reset=reset, added=added, when=when,
+                      pending=totp is not None and totp.state == "pending",
+                      error="; ".join(problems) or None)
 
 
 async def _enabled(visit: Visit, enabled: bool) -> web.Response:
@@ -104,11 +131,12 @@ async def groups(visit: Visit) -> web.Response:
 
 async def reset_totp(visit: Visit) -> web.Response:
     name = visit.field("user")
-    await factors.reset_totp(visit.runtime.store, name)
-    problems = await _recorded(visit, "totp.reset", "reset", user=name)
+    await factors.mark_totp_pending(visit.runtime.store, visit.runtime.state.config, name)
+    problems = await _recorded(visit, "totp.pending", "pending", user=name)
     return _done(visit, f"The authenticator of {name} is forgotten and their sessions ended. "
-                        f"Give them a new one: certgate user totp-enroll {name}.",
-                 problems=problems)
+                        f"{name} sets up a new one on their phone at their next sign-in "
+                        "(certificate and password, then a code to scan): tell them to "
+                        "have their phone ready.", problems=problems)
 
 
 async def unlock(visit: Visit) -> web.Response:
@@ -149,4 +177,5 @@ def _done(visit: Visit, text: str, back: str = "/users",
 ACTIONS: dict[str, Handler] = {"/users/add": add, "/users/disable": disable,
                                "/users/enable": enable, "/users/groups": groups,
                                "/users/reset-totp": reset_totp, "/users/unlock": unlock,
+                               "/users/password-reset": password_reset,
                                "/sessions/kill": kill}

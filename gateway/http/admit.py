@@ -41,8 +41,9 @@ LOGIN = "/.certgate/login"
 LOGOUT = "/.certgate/logout"
 HANDOFF = "/.certgate/handoff"  # one sign-in on every app host (gateway.auth.handoff)
 ENROLL = "/.certgate/enroll"  # setting up the authenticator oneself (gateway.auth.enroll)
+RESET = "/.certgate/reset"  # choosing a password with an admin's set-up code (gateway.auth.reset)
 ME = "/.certgate/me"  # "My access" (gateway.console.me)
-PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT, HANDOFF, ENROLL, ME}
+PAGES = PUBLIC_PAGES | {"/.certgate/whoami", LOGIN, LOGOUT, HANDOFF, ENROLL, RESET, ME}
 _HOST_WITH_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::[0-9]{1,5})?")
 
 

@@ -6,9 +6,9 @@ half-written. Refusals are ``NotFoundError``/``ConflictError`` with one sentence
 an unreachable database is ``DatabaseUnavailableError``.
 
 The methods live with their noun (``users``, ``certs``, ``feed``, ``factors``,
-``handoffs``, ``audit``, ``audit_report``, ``stopcodes``) on top of ``base.StoreBase`` (the engine,
-``_tx``, ``_event``); this module composes them and owns opening and closing. Never called on the
-per-request path.
+``handoffs``, ``audit``, ``audit_report``, ``stopcodes``, ``downloads``, ``resets``) on
+top of ``base.StoreBase`` (the engine, ``_tx``, ``_event``); this module composes them
+and owns opening and closing. Never called on the per-request path.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from gateway.store.downloads import DownloadStore
 from gateway.store.factors import FactorStore
 from gateway.store.feed import FeedStore
 from gateway.store.handoffs import HandoffStore
+from gateway.store.resets import ResetStore
 from gateway.store.stopcodes import StopCodeStore
 from gateway.store.users import UserStore
 
 
 class Store(UserStore, StopCodeStore, CertStore, FeedStore, FactorStore, HandoffStore,
-            AuditStore, AuditReportStore, DownloadStore):
+            AuditStore, AuditReportStore, DownloadStore, ResetStore):
     """One database, opened with ``await Store.open(url)`` and closed with ``close()``."""
 
     @classmethod

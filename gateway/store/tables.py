@@ -256,3 +256,17 @@ download_links = Table(
     Column("expires_at", UTCDateTime, nullable=False, index=True),
     Column("used_at", UTCDateTime),  # set once, by a conditional UPDATE
 )
+
+# --- password resets (migration 0008) -------------------------------------------------
+
+# One open "choose your password" code per user, set by an admin. Only its argon2id
+# hash is kept; it is spent by a conditional UPDATE, so it works once on any node.
+password_resets = Table(
+    "password_resets", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("code_hash", Text, nullable=False),
+    Column("created_by", String(128), nullable=False),  # the admin (OS user or console:…)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)

@@ -95,3 +95,44 @@ def test_broken_config_names_file_and_line(cg: Certgate) -> None:
     line = text.splitlines().index("wrkers: 2") + 1
     assert result.code == 1
     assert f"{cg.config}:{line}: wrkers: unknown key 'wrkers'" in result.err
+
+
+def test_password_reset_prints_the_code_once_and_records_it(cg: Certgate,
+                                                            tmp_path: Path) -> None:
+    import getpass
+    import json
+
+    from gateway.auth.resetcodes import code_matches, well_formed
+    from tests.gateway.cli.test_admin_trail import cli_rows, in_store, set_node
+
+    set_node(cg, "gw1")
+    pw = tmp_path / "pw"
+    pw.write_text("a long enough password\n")
+    cg.ok("user", "add", "alice", "--password-file", str(pw))
+    assert "reset open" not in cg.ok("user", "show", "alice").out
+    out = cg.ok("user", "password-reset", "alice").out
+    code = out.split("Set-up code for alice: ", 1)[1].split()[0]
+    assert well_formed(code) and "by phone" in out and "works once, until" in out
+    shown = cg.ok("user", "show", "alice", "--json").json()
+    assert shown["has_password"] is False and shown["password_reset_until"]
+    assert "reset open:" in cg.ok("user", "show", "alice").out
+    again = cg.ok("user", "password-reset", "alice", "--json").json()
+    assert well_formed(again["code"]) and again["code"] != code
+
+    from datetime import datetime, timedelta
+    from typing import Any
+
+    before_expiry = datetime.fromisoformat(again["expires_at"]) - timedelta(hours=1)
+
+    async def stored(store: Any) -> Any:
+        return await store.open_password_reset("alice", before_expiry)
+
+    found = in_store(cg, stored)
+    assert found is not None and code_matches(found.code_hash, again["code"])
+    assert not code_matches(found.code_hash, code)
+    rows = [r for r in cli_rows(cg) if r["type"] == "password.reset"]
+    assert [(r["reason"], r["user"], r["actor"]) for r in rows] == [
+        ("set", "alice", getpass.getuser())] * 2
+    assert code not in json.dumps(rows) and again["code"] not in json.dumps(rows)
+    failed = cg("user", "password-reset", "nobody")
+    assert failed.code == 1 and "no user named 'nobody'" in failed.err

@@ -103,10 +103,13 @@ async def test_every_form_refuses_a_post_without_a_valid_token(gateway: Gateway,
     try:
         after = await store.list_certificates(user="bob")
         bob = await store.get_user("bob")
+        reset = await store.open_password_reset("bob", gateway.runtime.clock())
+        bob_totp = await store.get_totp("bob")
     finally:
         await store.close()
     assert [(c.serial, c.status) for c in after] == [(cert.serial, CertStatus.ACTIVE)]
     assert (bob.enabled, bob.groups) == (True, ("sales",))
+    assert reset is None and bob_totp is None
     assert (await console(gateway, "GET", "/", cookie=admin.cookie))[0] == 200
 
 
@@ -155,6 +158,12 @@ async def test_hostile_values_render_as_text_on_every_page(gateway: Gateway,
             seen_on.append(page.split("?")[0])
     # The record's path on the overview and in the search; the typed values echoed as text.
     assert set(seen_on) == {p for p in GET_ROUTES if p != "/audit/report"}
+    # The password reset's confirmation, for a hostile name: refused as text.
+    status, body, _ = await console(gateway, "GET", "/users/confirm?action=password-reset"
+                                    "&user=%3Cscript%3Ealert(1)%3C/script%3E",
+                                    cookie=admin.cookie)
+    assert status == 400 and b"<script>alert(1)" not in body
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in body
     status, body, _ = await console(gateway, "GET", "/audit?user=bob&decision=deny",
                                     cookie=admin.cookie)
     assert b"/&lt;script&gt;alert(1)&lt;/script&gt;" in body

@@ -3,7 +3,10 @@ CLI's use-cases, in force on the gateway, and recorded with the console user as 
 
 from __future__ import annotations
 
+import re
+
 from gateway.audit.query import AuditQuery
+from gateway.auth.resetcodes import code_matches, well_formed
 from tests.gateway.conftest import Gateway
 from tests.gateway.console.conftest import Admin, console, console_config, csrf_of
 
@@ -82,6 +85,62 @@ async def test_sessions_list_and_kill_and_unlock(gateway: Gateway, admin: Admin)
 async def test_reset_totp(gateway: Gateway, admin: Admin) -> None:
     body = await _post(gateway, admin, "/users/confirm?action=reset-totp&user=alice",
                        "/users/reset-totp", user="alice")
-    assert b"authenticator of alice is forgotten" in body
-    assert await _actors(gateway, "totp.reset") == [("console:alice", "alice")]
+    assert b"authenticator of alice is forgotten" in body and b"totp-enroll" not in body
+    assert b"sets up a new one on their phone" in body
+    assert await _actors(gateway, "totp.pending") == [("console:alice", "alice")]
+    store = await gateway.store()
+    try:
+        totp = await store.get_totp("alice")
+    finally:
+        await store.close()
+    assert totp is not None and totp.state == "pending"
     await gateway.wait_for(lambda: _signed_out(gateway, admin), timeout=1.0)  # sessions too
+
+
+def _code_of(body: bytes) -> str:
+    match = re.search(rb'<span class="secret" id="reset-code">([a-z0-9-]+)</span>', body)
+    assert match, body[:800]
+    return match.group(1).decode()
+
+
+async def test_a_password_reset_shows_its_code_once(gateway: Gateway, admin: Admin) -> None:
+    status, body, _ = await console(gateway, "GET", "/users", cookie=admin.cookie)
+    assert b"/users/confirm?action=password-reset&amp;user=bob" in body
+    status, body, _ = await console(gateway, "GET", "/users/confirm?action=password-reset"
+                                    "&user=bob", cookie=admin.cookie)
+    assert status == 200 and b"Set a password reset for bob" in body
+    status, body, headers = await console(gateway, "POST", "/users/password-reset",
+                                          cookie=admin.cookie,
+                                          data={"csrf": csrf_of(body), "user": "bob"})
+    assert status == 200 and headers["Cache-Control"] == "no-store"
+    code = _code_of(body)
+    assert well_formed(code)
+    assert b"Tell bob this code by phone. It works once, until" in body
+    store = await gateway.store()
+    try:
+        found = await store.open_password_reset("bob", gateway.runtime.clock())
+        bob = await store.get_user("bob")
+    finally:
+        await store.close()
+    assert found is not None and found.created_by == "console:alice"
+    assert code_matches(found.code_hash, code) and bob.password_hash is None
+    assert await _actors(gateway, "password.reset") == [("console:alice", "bob")]
+    status, body, _ = await console(gateway, "GET", "/users?user=bob", cookie=admin.cookie)
+    assert b"reset open until" in body and code.encode() not in body
+
+
+async def test_a_new_person_gets_a_code_to_choose_their_password(gateway: Gateway,
+                                                                 admin: Admin) -> None:
+    body = await _post(gateway, admin, "/users", "/users/add", user="gina", groups="staff")
+    assert b"gina was added" in body and b"set up their authenticator app" in body
+    code = _code_of(body)
+    store = await gateway.store()
+    try:
+        totp = await store.get_totp("gina")
+        found = await store.open_password_reset("gina", gateway.runtime.clock())
+    finally:
+        await store.close()
+    assert totp is not None and totp.state == "pending"
+    assert found is not None and code_matches(found.code_hash, code)
+    assert await _actors(gateway, "totp.pending") == [("console:alice", "gina")]
+    assert await _actors(gateway, "password.reset") == [("console:alice", "gina")]

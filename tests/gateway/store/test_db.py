@@ -32,7 +32,7 @@ async def test_migrate_is_idempotent_and_sqlite_uses_wal(tmp_path: Path) -> None
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == "0007"
+        assert version == "0008"
     await engine.dispose()
 
 
