@@ -135,5 +135,11 @@ def _request(line: AccessLine) -> str:
 
 def access_rows(lines: tuple[AccessLine, ...], person: str) -> list[AccessRow]:
     """The person's records, newest first as given, each as a sentence."""
-    return [AccessRow(when(line.at), sentence(line, person), line.decision or "info")
-            for line in lines]
+    return [AccessRow(when(line.at), sentence(line, person), _mark(line)) for line in lines]
+
+
+def _mark(line: AccessLine) -> str:
+    """How the line is marked: a refusal stands out; the way to sign in is no refusal."""
+    if line.path is not None and line.reason in _TO_SIGN_IN:
+        return "info"
+    return line.decision or "info"

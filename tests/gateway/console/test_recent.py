@@ -129,6 +129,9 @@ def test_every_change_type_of_the_trail_has_its_own_sentence() -> None:
 
 def test_rows_carry_the_time_and_how_to_mark_them() -> None:
     rows = access_rows((change("lockout", "locked", actor=None, decision="deny"),
-                        change("user.add", "added", decision=None)), "alice")
-    assert [(r.at, r.decision) for r in rows] == [("25 Nov 2026, 12:00 UTC", "deny"),
-                                                  ("25 Nov 2026, 12:00 UTC", "info")]
+                        change("user.add", "added", decision=None),
+                        request("access", "deny", "mfa-required", app="pbx"),
+                        request("access", "deny", "path-denied", app="pbx")), "alice")
+    assert [(r.at, r.decision) for r in rows] == [
+        ("25 Nov 2026, 12:00 UTC", "deny"), ("25 Nov 2026, 12:00 UTC", "info"),
+        ("25 Nov 2026, 12:00 UTC", "info"), ("25 Nov 2026, 12:00 UTC", "deny")]
