@@ -371,9 +371,9 @@ class Runtime:
             duration_ms=round(seconds * 1000, 3),
             type=RECORD_TYPES.get(exchange.reason, "access"),
             factors=exchange.factors or ("cert" if identity else None),
-            detail=None if exchange.upstream_ms is None else {
+            detail=None if exchange.upstream_seconds is None else {
                 "bytes_in": exchange.bytes_in, "bytes_out": exchange.bytes_out,
-                "upstream_ms": exchange.upstream_ms}))
+                "upstream_ms": round(exchange.upstream_seconds * 1000, 3)}))
         self.metrics.observe(exchange.app, exchange.verdict, exchange.status, seconds,
                              exchange.reason, exchange.upstream_seconds)
 

@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,6 +32,19 @@ from policies.durations import duration_from_value
 from policies.model import KNOWN_METHODS
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# User and group names as the store keeps them (``certgate user add`` refuses others):
+# a policy or the console naming 'Admins' could never match anybody, so it is refused.
+PRINCIPAL_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def principal_name(kind: str, value: str) -> str:
+    """``value`` as a user or group name (``kind``), or a ``ValueError`` saying why not."""
+    if PRINCIPAL_RE.match(value):
+        return value
+    hint = (f"; names are stored in lowercase, so it could never match anyone: write "
+            f"'{value.lower()}'" if PRINCIPAL_RE.match(value.lower()) else "")
+    raise ValueError(f"'{value}' is not a {kind} name (lowercase letters, digits, '.', '_' "
+                     f"and '-', starting with a letter or digit, at most 64){hint}")
 
 
 def parse_days(text: str) -> frozenset[int]:
@@ -155,6 +169,15 @@ class RuleSpec(_Spec):
     def _non_empty(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if value is not None and not value:
             raise ValueError("the list is empty; leave the key out instead")
+        return value
+
+    @field_validator("users", "groups")
+    @classmethod
+    def _names(cls, value: tuple[str, ...] | None, info: ValidationInfo
+               ) -> tuple[str, ...] | None:
+        kind = "user" if info.field_name == "users" else "group"
+        for name in value or ():
+            principal_name(kind, name)
         return value
 
     @field_validator("mfa_max_age")

@@ -25,6 +25,7 @@ from gateway.cli.common import (
 
 if TYPE_CHECKING:  # the rest is imported in the commands: `certgate user --help` stays quick
     from gateway.manage import resets
+    from gateway.manage.factors import AuthenticatorState
     from gateway.store.records import UserRecord
 
 
@@ -41,6 +42,10 @@ def pending_message(name: str) -> str:
             "for the password, then shows a QR code to scan with the phone and asks for the "
             "first 6-digit code; after that it shows 10 recovery codes to write down. "
             f"Tell {name} to have their phone ready.")
+
+
+_TOTP_WORDS = {"active": "active", "none": "none",
+               "pending": "pending (the person sets it up at their next sign-in)"}
 
 
 _EPILOG = """\b
@@ -128,23 +133,35 @@ def list_(obj: CliContext, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def show(obj: CliContext, name: str, as_json: bool) -> None:
-    """Show a user and their certificates."""
+    """Show a user, their authenticator (TOTP active, pending or none; recovery codes
+    left; whether sign-in is locked, until when) and their certificates."""
     from gateway.cli.cert_cmd import cert_json
 
-    async def go() -> tuple[UserRecord, list[Any], Any]:
+    from gateway.manage import factors
+
+    async def go() -> tuple[UserRecord, list[Any], AuthenticatorState, Any]:
         async with obj.store() as store:
             found = await store.get_user(name)
             return (found, await store.list_certificates(user=name),
+                    await factors.authenticator_state(store, name, now=now()),
                     await store.open_password_reset(name, now()))
 
-    found, certs, reset = run(go)
+    found, certs, factor, reset = run(go)
+    locked = factor.locked_until.isoformat() if factor.locked_until else None
     reset_until = reset.expires_at.isoformat() if reset is not None else None
     if as_json:
-        echo_json({**user_json(found), "password_reset_until": reset_until,
+        echo_json({**user_json(found), "totp": factor.totp,
+                   "recovery_codes_left": factor.recovery_codes_left, "locked_until": locked,
+                   "password_reset_until": reset_until,
                    "certificates": [cert_json(c) for c in certs]})
         return
     for key, value in user_json(found).items():
         click.echo(f"{key + ':':14s}{value}")
+    click.echo(f"{'totp:':14s}{_TOTP_WORDS[factor.totp]}")
+    click.echo(f"{'recovery:':14s}{factor.recovery_codes_left} codes left")
+    click.echo(f"{'locked:':14s}" + (
+        f"until {factor.locked_until:%Y-%m-%d %H:%M} UTC (certgate user unlock {name})"
+        if factor.locked_until else "no"))
     if reset is not None:
         click.echo(f"{'reset open:':14s}until {reset.expires_at:%Y-%m-%d %H:%M} UTC "
                    f"(set by {reset.created_by})")

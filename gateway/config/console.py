@@ -9,7 +9,6 @@ page of the console can change access). The console is admitted like an app with
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from gateway.config.values import Duration
-from policies.schema import AppPolicySpec, bare_hostname
+from policies.schema import AppPolicySpec, bare_hostname, principal_name
 
 if TYPE_CHECKING:
     from gateway.config import AppConfig, Config
 
 CONSOLE_APP = "certgate-console"  # the name it has in the policy set and the audit trail
-_GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class ConsoleConfig(BaseModel):
@@ -43,9 +41,7 @@ class ConsoleConfig(BaseModel):
     @field_validator("group")
     @classmethod
     def _group(cls, value: str) -> str:
-        if not _GROUP.fullmatch(value):
-            raise ValueError(f"'{value}' is not a group name (letters, digits, '_', '.', '-')")
-        return value
+        return principal_name("group", value)
 
     @field_validator("mfa_max_age")
     @classmethod

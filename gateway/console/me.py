@@ -33,7 +33,7 @@ from gateway.auth.handoff import handoff_location
 from gateway.auth.login import Answer, csrf_key, login_url, posted_form
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.sessions import COOKIE, cookie_value
-from gateway.console import views
+from gateway.console import recent, views
 from gateway.http.pages import html_page, json_page, refusal, wants_json
 from gateway.identity.index import Identity
 from gateway.manage.ca import load_online_ca
@@ -106,7 +106,8 @@ async def _overview(request: web.Request, runtime: Runtime, identity: Identity,
         helpdesk=runtime.state.config.auth.helpdesk, site=request.url.host,
         certs=views.cert_rows(access.certificates, identity.fingerprint, now),
         sessions=views.session_rows(access.sessions, session.id_hash, now),
-        recent=views.access_rows(access.recent), recent_limit=len(access.recent),
+        recent=recent.access_rows(access.recent, identity.user),
+        recent_limit=len(access.recent),
         renew=views.renew_notice(identity.not_after, now), done=done, error=error,
         csrf=csrf_token(csrf_key(box), _binding(session), now), reference=reference)
 
@@ -210,7 +211,7 @@ async def _suspend(request: web.Request, runtime: Runtime, identity: Identity, n
         "cert.suspend", now, reference=reference, reason="suspended-by-holder",
         actor=identity.user, user=identity.user,
         detail={"serial": serial_hex(serial), "in_use": in_use, "page": ME_PATH,
-                "crl": change.crl.message}))
+                "crl": change.crl.message})._replace(serial=serial_hex(serial)))
     runtime.log.info("ref %s: %s suspended their certificate %s on the My access page",
                      reference, identity.user, serial_hex(serial),
                      extra={"reference": reference})

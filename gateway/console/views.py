@@ -1,5 +1,6 @@
 """What "My access" shows, as plain values for the template: dates in words a person
-reads, certificate states, the "renew before" notice, audit records in plain words.
+reads, certificate states, the "renew before" notice (the audit records in plain
+words: ``gateway.console.recent``).
 
 Pure: no I/O, no clock reads (the caller passes ``now``). Values stay text for the
 template to escape; nothing here builds HTML.
@@ -10,21 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from gateway.http.admit import host_from_header
-from gateway.manage.me import AccessLine
 from gateway.store.db import serial_hex
 from gateway.store.records import CertRecord, CertStatus, SessionRecord
-from policies.model import Reason, describe
 
 RENEW_NOTICE = timedelta(days=30)
-
-_DECISIONS = {"allow": "Allowed", "deny": "Refused", "error": "Failed", "info": "Noted"}
-_EVENTS = {  # records that are not a request's (no address to show)
-    "cert.suspend": "You suspended a certificate of yours.",
-    "session.end": "You ended sessions of yours.",
-    "change.applied": "A gateway applied a change to your access.",
-}
-GATEWAY = "Gateway"  # the app column of the gateway's own pages (sign-in, this page)
 
 
 def when(at: datetime | None) -> str:
@@ -52,14 +42,6 @@ class SessionRow(NamedTuple):
     last_used: str
     current: bool
     second_factor: str
-
-
-class AccessRow(NamedTuple):
-    at: str
-    app: str
-    what: str  # the address or the event
-    decision: str
-    reason: str
 
 
 class RenewNotice(NamedTuple):
@@ -93,29 +75,6 @@ def session_rows(sessions: tuple[SessionRecord, ...], current: str, now: datetim
                        "now" if s.id_hash == current else when(s.last_seen),
                        s.id_hash == current, when(s.mfa_at) or "not given")
             for s in sessions]
-
-
-def reason_words(reason: str | None) -> str:
-    """A stored reason in plain words (the page's vocabulary when it knows it)."""
-    if not reason:
-        return ""
-    try:
-        return describe(Reason(reason))
-    except ValueError:
-        return reason.replace("-", " ").capitalize() + "."
-
-
-def access_rows(lines: tuple[AccessLine, ...]) -> list[AccessRow]:
-    rows = []
-    for line in lines:
-        if line.path is not None:  # a request (an access, a sign-in, ...): its address
-            what = host_from_header(line.host or "") + line.path
-        else:
-            what = _EVENTS.get(line.type, line.type)
-        rows.append(AccessRow(when(line.at), line.app or GATEWAY, what,
-                              _DECISIONS.get(line.decision or "", line.decision or ""),
-                              reason_words(line.reason)))
-    return rows
 
 
 def renew_notice(not_after: datetime, now: datetime) -> RenewNotice | None:

@@ -44,11 +44,10 @@ class Exchange:
     status: int = 500
     verdict: Verdict = Verdict.ERROR
     reason: Reason = Reason.INTERNAL_ERROR
-    upstream_seconds: float | None = None  # an HTTP forward: sent upstream to response end
     query: str = ""  # as sent; the record keeps it only for apps with audit_query
     factors: str | None = None  # "cert,totp" …; None: the certificate alone, if known
-    # A forwarded request, once its upstream answered (None: not forwarded).
-    upstream_ms: float | None = None  # until the upstream's response head arrived
+    # An HTTP forward (None: not forwarded), measured once in gateway.http.forward:
+    upstream_seconds: float | None = None  # sent upstream until its head arrived or it failed
     bytes_in: int = 0  # request body bytes sent upstream
     bytes_out: int = 0  # response body bytes sent to the client
 

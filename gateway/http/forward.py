@@ -112,7 +112,12 @@ def _too_large(route: RouteTarget) -> ForwardError:
 
 async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamPool,
                        out: Exchange) -> web.StreamResponse:
-    """Forward and stream back; ``out`` gets the upstream time and the bytes each way."""
+    """Forward and stream back; ``out`` gets the upstream time and the bytes each way.
+
+    The upstream time is measured here and only here (the audit record's ``upstream_ms``
+    and the ``certgate_upstream_duration_seconds`` metric both read it): from sending
+    the request until the upstream's response head arrived, or until it failed. The
+    body's streaming is left out: its pace is the client's as much as the upstream's."""
     app, route, public_host, public_port = call.app, call.route, call.public_host, call.public_port
     if request.content_length is not None and request.content_length > route.max_body_size:
         raise _too_large(route)
@@ -143,7 +148,8 @@ async def forward_http(request: web.Request, call: UpstreamCall, pool: UpstreamP
         if isinstance(exc.__cause__, _TooLarge):
             raise _too_large(route) from None
         raise ForwardError(502, Reason.UPSTREAM_UNAVAILABLE, f"upstream: {exc!r}") from None
-    out.upstream_ms = round((time.perf_counter() - asked) * 1000, 3)
+    finally:
+        out.upstream_seconds = time.perf_counter() - asked
     try:
         response = web.StreamResponse(
             status=upstream.status, reason=upstream.reason,

@@ -149,11 +149,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             response = await forward_websocket(request, call, state.pool, runtime.websockets,
                                                facts)
         else:
-            upstream_started = time.perf_counter()
-            try:
-                response = await forward_http(request, call, state.pool, out)
-            finally:
-                out.upstream_seconds = time.perf_counter() - upstream_started
+            response = await forward_http(request, call, state.pool, out)
         out.status = response.status
         return response
     except ForwardError as exc:

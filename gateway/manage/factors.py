@@ -1,6 +1,6 @@
 """Second-factor use-cases: enroll a TOTP authenticator (or leave it to the person:
 "pending"), reset it, new recovery codes, unlock a locked-out user, list and end login
-sessions, a user's last TOTP.
+sessions, a user's last TOTP, and the state of a user's authenticator (``user show``).
 
 The TOTP secret is sealed with the data dir's secrets key (created here, 0600,
 if ``init`` has not made one yet) before it reaches the store; recovery codes are
@@ -96,12 +96,36 @@ async def replace_recovery_codes(store: Store, user: str) -> tuple[str, ...]:
     return tuple(codes)
 
 
+async def _lock_subjects(store: Store, user: str) -> list[str]:
+    """The failure counters a sign-in of ``user`` counts on (``auth.attempts``)."""
+    return [f"user:{user}"] + [f"cert:{c.fingerprint}"
+                               for c in await store.list_certificates(user=user)]
+
+
 async def unlock_user(store: Store, user: str) -> int:
     """Lift a lockout of ``user`` and of each of their certificates; how many were set."""
     await store.get_user(user)
-    subjects = [f"user:{user}"] + [f"cert:{c.fingerprint}"
-                                   for c in await store.list_certificates(user=user)]
-    return await store.clear_failures(subjects)
+    return await store.clear_failures(await _lock_subjects(store, user))
+
+
+@dataclass(frozen=True)
+class AuthenticatorState:
+    """What an admin on the phone needs to know about a person's second factor."""
+
+    totp: str  # "active", "pending" (left to the person, not set up yet) or "none"
+    recovery_codes_left: int
+    locked_until: datetime | None  # sign-in locked (user or a certificate of theirs)
+
+
+async def authenticator_state(store: Store, user: str, *, now: datetime
+                              ) -> AuthenticatorState:
+    totp = await store.get_totp(user)
+    failures = await store.failures(await _lock_subjects(store, user))
+    locks = [f.locked_until for f in failures.values()
+             if f.locked_until is not None and f.locked_until > now]
+    return AuthenticatorState("none" if totp is None else totp.state,
+                              len(await store.unused_recovery_codes(user)),
+                              max(locks) if locks else None)
 
 
 async def list_sessions(store: Store, user: str | None = None) -> list[SessionRecord]:

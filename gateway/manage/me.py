@@ -38,6 +38,9 @@ class AccessLine:
     status: int | None
     decision: str | None
     reason: str | None
+    method: str | None = None
+    serial: str | None = None  # the certificate a change was about
+    actor: str | None = None  # who made a change (the person themselves, or an admin)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,9 @@ from gateway.auth.passwords import WeakPasswordError, check_policy, hash_passwor
 from gateway.manage.errors import ManageError
 from gateway.store.records import UserRecord
 from gateway.store.store import Store
+from policies.schema import PRINCIPAL_RE
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NAME_RE = PRINCIPAL_RE  # the one rule for the names policies and the console name too
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
 
 

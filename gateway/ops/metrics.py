@@ -52,8 +52,8 @@ class Metrics:
                                   ["app"], registry=r, buckets=BUCKETS)
         self.upstream_duration = Histogram(
             "certgate_upstream_duration_seconds",
-            "Time from sending a request upstream to the end of its response, or the "
-            "failure (WebSockets not included)",
+            "Time from sending a request upstream until its response head arrived, or "
+            "the failure (WebSockets not included)",
             ["app"], registry=r, buckets=BUCKETS)
         self.denials = Counter("certgate_denials_total", "Refused requests by reason",
                                ["app", "reason"], registry=r)

@@ -173,9 +173,11 @@ class AuditStore(StoreBase):
 
     async def recent_audit(self, user: str, *, limit: int = 50) -> list[dict[str, Any]]:
         """The newest ``limit`` records about ``user`` (every node), newest first, with
-        the fields a person reads: at, type, app, host, path, status, decision, reason."""
+        the fields a person reads: at, type, app, host, path, status, decision, reason,
+        method, serial, actor."""
         r = t.audit_records.c
-        columns = [r.at, r.type, r.app, r.host, r.path, r.status, r.decision, r.reason]
+        columns = [r.at, r.type, r.app, r.host, r.path, r.status, r.decision, r.reason,
+                   r.method, r.serial, r.actor]
         async with self._tx() as conn:
             rows = (await conn.execute(select(*columns).where(r.user == user)
                                        .order_by(r.at.desc(), r.seq.desc())

@@ -35,6 +35,8 @@ def test_without_the_section_there_is_no_console(tmp_path: Path) -> None:
      "must be a bare hostname"),
     ("console: {host: admin.test, group: 'it admins'}", 1, "console.group",
      "is not a group name"),
+    ("console: {host: admin.test, group: IT-Admins}", 1, "console.group",
+     "could never match anyone: write 'it-admins'"),
     ("console: {host: admin.test, group: a, mfa_max_age: 8h}", 1, "console.mfa_max_age",
      "keep it to a few minutes"),
     ("console: {host: admin.test}", 1, "console.group", "missing required key 'group'"),

@@ -38,6 +38,12 @@ REFUSED = [
     ("bad-time", with_(allow=[{"groups": ["a"], "hours": {"from": "8 am", "to": "09:00"}}]),
      "not a time of day"),
     ("allow-without-people", with_(allow=[{"methods": ["GET"]}]), "must say who it admits"),
+    # Stored names are lowercase: 'Admins' or 'Alice' could never match anyone.
+    ("group-in-capitals", with_(allow=[{"groups": ["staff", "Admins"]}]),
+     "could never match anyone: write 'admins'"),
+    ("user-in-capitals", with_(deny=[{"users": ["Alice"]}]),
+     "'Alice' is not a user name (lowercase"),
+    ("group-with-space", with_(allow=[{"groups": ["it admins"]}]), "'it admins' is not a group"),
     ("empty-allow-rule", with_(allow=[{}]), "must say who it admits"),
     ("empty-deny-rule", with_(deny=[{}]), "at least one condition"),
     ("empty-list", with_(allow=[{"groups": []}]), "the list is empty"),

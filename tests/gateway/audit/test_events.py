@@ -39,6 +39,10 @@ async def test_a_proxied_request_records_its_factors_bytes_and_upstream_time(
     detail = json.loads(row["detail"])
     assert detail["bytes_in"] == 1000 and detail["bytes_out"] > 0
     assert 0 < detail["upstream_ms"] <= row["duration_ms"]
+    # One measurement: the metric observed the very time the record carries.
+    observed = gateway.runtime.metrics.registry.get_sample_value(
+        "certgate_upstream_duration_seconds_sum", {"app": "wiki"})
+    assert observed is not None and round(observed * 1000, 3) == detail["upstream_ms"]
     # A refused request was not forwarded: no bytes, no upstream time; no query either.
     status, _, _ = await gateway.request("GET", "/admin?x=1")
     assert status == 403

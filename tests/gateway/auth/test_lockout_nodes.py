@@ -2,7 +2,8 @@
 both nodes lock the person out on both, and `certgate user unlock` lifts it on both.
 
 Two real `certgate serve` processes (same data dir, each its own ports and audit
-file) on SQLite, and on PostgreSQL (the multi-node engine) when
+file and node name, as real deployments must: each node keeps its own audit hash
+chain under its name) on SQLite, and on PostgreSQL (the multi-node engine) when
 ``CERTGATE_TEST_DATABASE_URL`` is set. Nothing waits for time to pass: the sign-in
 pages read the failure counters from the shared database.
 """
@@ -53,16 +54,17 @@ def _prepare(tmp_path: Path, database_url: str) -> tuple[Path, Path, tuple[Path,
         "--no-ca-passphrase")
     config = data_dir / "certgate.yaml"
     cfg = yaml.safe_load(config.read_text())
-    cfg.update(listen="127.0.0.1:0", admin_listen="127.0.0.1:0", pki_listen="127.0.0.1:0",
-               database_url=database_url,
+    cfg.update(node="node-a", listen="127.0.0.1:0", admin_listen="127.0.0.1:0",
+               pki_listen="127.0.0.1:0", database_url=database_url,
                auth={"lockout": {"max_failures": MAX_FAILURES, "window": "15m",
                                  "lock_for": "15m"}},
                apps=[{"name": "secure", "host": HOST, "upstream": "http://127.0.0.1:9",
                       "allow": [{"groups": ["staff"]}], "mfa": "required"}])
     config.write_text(yaml.safe_dump(cfg))
-    # Node B: the same config and data dir, its own audit file.
+    # Node B: the same config and data dir, its own name and audit file.
     config_b = data_dir / "node-b.yaml"
-    config_b.write_text(yaml.safe_dump({**cfg, "audit": {"path": "audit/node-b.jsonl"}}))
+    config_b.write_text(yaml.safe_dump({**cfg, "node": "node-b",
+                                        "audit": {"path": "audit/node-b.jsonl"}}))
     cli("--config", str(config), "user", "add", "alice", "--group", "staff")
     password_file = tmp_path / "p12pw"
     password_file.write_text("test-p12-password\n")
@@ -173,3 +175,12 @@ async def test_failures_on_two_nodes_lock_both_and_unlock_lifts_both(
     assert status == 303  # signed in, on node B
     for node in (a, b):
         assert "Traceback" not in "".join(node.log)
+    # Each node wrote its own audit chain, under its own name.
+    store = await Store.open(load_config(setup.config_a).database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not all([await store.audit_bounds(name) for name in ("node-a", "node-b")]):
+            assert asyncio.get_running_loop().time() < deadline, "a node's records never came"
+            await asyncio.sleep(0.1)  # polling for the writers, not waiting for time
+    finally:
+        await store.close()

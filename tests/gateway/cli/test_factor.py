@@ -4,6 +4,8 @@ authenticator left to the person, what the admin is told, and the refusals."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,46 @@ def test_totp_reset_pending_after_enroll(cg: Certgate, pw: Path) -> None:
     out = cg.ok("user", "totp-reset", "alice").out
     assert "certgate user totp-enroll alice" in out
     assert totp_of(cg, "alice") == (None, 0)
+
+
+def lock(cg: Certgate, subject: str, until: datetime) -> None:
+    """Sign-in locked as the gateway's failure counter locks it."""
+
+    async def write() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{cg.data_dir / 'certgate.db'}")
+        try:
+            await store.add_failure([subject], until - timedelta(minutes=15),
+                                    lambda f: replace(f, count=5, locked_until=until))
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+
+
+def test_user_show_tells_the_authenticator_state(cg: Certgate, pw: Path) -> None:
+    cg.ok("user", "add", "bob", "--password-file", str(pw), "--totp", "pending")
+    shown = cg.ok("user", "show", "bob", "--json").json()
+    assert (shown["totp"], shown["recovery_codes_left"], shown["locked_until"]) == (
+        "pending", 0, None)
+    out = cg.ok("user", "show", "bob").out
+    assert "totp:         pending (the person sets it up at their next sign-in)\n" in out
+    assert "recovery:     0 codes left\nlocked:       no\n" in out
+
+    cg.ok("user", "add", "alice", "--password-file", str(pw))
+    assert cg.ok("user", "show", "alice", "--json").json()["totp"] == "none"
+    cg.ok("user", "totp-enroll", "alice")
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=14)
+    lock(cg, "user:alice", until)
+    shown = cg.ok("user", "show", "alice", "--json").json()
+    assert (shown["totp"], shown["recovery_codes_left"], shown["locked_until"]) == (
+        "active", 10, until.isoformat())
+    out = cg.ok("user", "show", "alice").out
+    assert f"locked:       until {until:%Y-%m-%d %H:%M} UTC (certgate user unlock alice)" in out
+    cg.ok("user", "unlock", "alice")
+    assert cg.ok("user", "show", "alice", "--json").json()["locked_until"] is None
+    # A lock that has run out is no lock.
+    lock(cg, "user:alice", datetime.now(UTC) - timedelta(minutes=1))
+    assert "locked:       no\n" in cg.ok("user", "show", "alice").out
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [

@@ -55,7 +55,12 @@ async def test_my_access_in_a_real_browser(gateway: Gateway, alice: Alice,
         notice = await page.inner_text(".notice")
         assert notice.startswith("Renew before ") and "(in 21 days)" in notice
         assert await page.locator(".item.current").count() == 2
-        assert "Refused" in await page.inner_text(".log")
+        log = await page.inner_text(".log")
+        assert "Refused: wiki GET /admin (" in log
+        # The admin's changes and the sign-in in sentences, not the trail's raw words.
+        assert f"Your certificate …{f'{stick.serial:X}'[-8:]} was issued by the administrator" \
+            in log
+        assert "You signed in" in log and "Noted" not in log
         await _shot(page, "me")
         await page.set_viewport_size({"width": 390, "height": 844})
         await _shot(page, "me-phone")

@@ -1,5 +1,5 @@
-"""What "My access" shows, from plain records: states, the renew notice, reasons in
-plain words (a table of cases)."""
+"""What "My access" shows, from plain records: states, the renew notice, the sessions
+(a table of cases; the recent records in sentences: test_recent.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.console import views
-from gateway.manage.me import AccessLine
 from gateway.store.records import CertRecord, CertStatus, SessionRecord
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -58,23 +57,3 @@ def test_sessions_mark_the_current_one() -> None:
     rows = views.session_rows(tuple(s), "b" * 64, NOW)
     assert [(r.host, r.current, r.last_used) for r in rows] == [
         ("(unknown application)", False, "24 Nov 2026, 12:00 UTC"), ("wiki.test", True, "now")]
-
-
-@pytest.mark.parametrize(("line", "what", "decision", "reason"), [
-    (AccessLine(NOW, "access", "wiki", "wiki.test:8443", "/x", 200, "allow", "allowed"),
-     "wiki.test/x", "Allowed", "Access was granted."),
-    (AccessLine(NOW, "login", None, "secure.test", "/.certgate/login", 303, "allow",
-                "login-succeeded"), "secure.test/.certgate/login", "Allowed",
-     "You are signed in."),
-    (AccessLine(NOW, "access", None, "pbx.test", "/", 403, "deny", "certificate-suspended"),
-     "pbx.test/", "Refused", "Your certificate is suspended."),
-    (AccessLine(NOW, "cert.suspend", None, None, None, None, "info", "suspended-by-holder"),
-     "You suspended a certificate of yours.", "Noted", "Suspended by holder."),
-    (AccessLine(NOW, "some.new-type", None, None, None, None, None, None),
-     "some.new-type", "", ""),
-])
-def test_audit_records_in_plain_words(line: AccessLine, what: str, decision: str,
-                                      reason: str) -> None:
-    (row,) = views.access_rows((line,))
-    assert (row.what, row.decision, row.reason) == (what, decision, reason)
-    assert row.at == "25 Nov 2026, 12:00 UTC"

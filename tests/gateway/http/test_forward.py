@@ -198,7 +198,7 @@ async def test_upload_streams_to_the_upstream(front: Front) -> None:
     # What the audit record of this request says it carried, and how long the upstream took.
     [out] = front.exchanges
     assert (out.bytes_in, out.bytes_out) == (8 * MiB, len(reply))
-    assert out.upstream_ms is not None and out.upstream_ms > 0
+    assert out.upstream_seconds is not None and out.upstream_seconds > 0
 
 
 async def test_download_streams_to_the_client(front: Front) -> None:
