@@ -136,7 +136,6 @@ def show(obj: CliContext, name: str, as_json: bool) -> None:
     """Show a user, their authenticator (TOTP active, pending or none; recovery codes
     left; whether sign-in is locked, until when) and their certificates."""
     from gateway.cli.cert_cmd import cert_json
-
     from gateway.manage import factors
 
     async def go() -> tuple[UserRecord, list[Any], AuthenticatorState, Any]:

@@ -36,6 +36,10 @@ _CHANGES = {
     "cert.resume": "Your certificate {cert} was resumed by {by}: it works again",
     "cert.lost": "Your certificate {cert} was stopped with its stop code",
     "cert.download_link": "A download link for your certificate {cert} was made by {by}",
+    "download.mailed": "The download link for your certificate {cert} was e-mailed to you "
+                       "by {by}",
+    "password.reset": "A password reset was set for you by {by}: your old password stopped "
+                      "working; choose a new one with the set-up code you were given",
     "user.add": "Your account was created by {by}",
     "user.enable": "Your account was enabled by {by}",
     "user.disable": "Your account was disabled by {by}: your certificates stopped working",
@@ -55,6 +59,7 @@ _CHANGES = {
 # The gateway's own pages, by what a person calls them.
 _PAGES = {"/.certgate/me": "My access", "/.certgate/login": "the sign-in page",
           "/.certgate/enroll": "the page to set up your authenticator app",
+          "/.certgate/reset": "the page to choose a new password",
           "/.certgate/whoami": "the page that shows who you are",
           "/.certgate/help": "the help page"}
 # Sign-ins and the like: what the person did, by the reason it was recorded with.
@@ -66,6 +71,9 @@ _SIGN_IN = {
     Reason.LOGGED_OUT: "You signed out",
     Reason.ENROLL_FAILED: "Refused: the code to set up your authenticator app was not right",
     Reason.ENROLLED: "You set up your authenticator app",
+    Reason.RESET_COMPLETED: "You chose a new password with your set-up code",
+    Reason.RESET_FAILED: "Refused: a new password with a wrong set-up code or "
+                         "authenticator code",
     Reason.HANDOFF_ACCEPTED: "Your sign-in was carried over to {host}",
 }
 
