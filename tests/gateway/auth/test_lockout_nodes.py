@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -61,15 +62,17 @@ def _prepare(tmp_path: Path, database_url: str) -> tuple[Path, Path, tuple[Path,
                apps=[{"name": "secure", "host": HOST, "upstream": "http://127.0.0.1:9",
                       "allow": [{"groups": ["staff"]}], "mfa": "required"}])
     config.write_text(yaml.safe_dump(cfg))
-    # Node B: the same config and data dir, its own name and audit file.
-    config_b = data_dir / "node-b.yaml"
-    config_b.write_text(yaml.safe_dump({**cfg, "node": "node-b",
-                                        "audit": {"path": "audit/node-b.jsonl"}}))
     cli("--config", str(config), "user", "add", "alice", "--group", "staff")
     password_file = tmp_path / "p12pw"
     password_file.write_text("test-p12-password\n")
     cli("--config", str(config), "cert", "issue", "alice", "--out", str(tmp_path / "alice.p12"),
         "--p12-password-file", str(password_file))
+    # Node B: a copy of the data dir (the same keys; its own spool, audit file and
+    # lock, as two nodes must have), the same database, its own name.
+    shutil.copytree(data_dir, tmp_path / "gw-b")
+    config_b = tmp_path / "gw-b" / "certgate.yaml"
+    config_b.write_text(yaml.safe_dump({**cfg, "node": "node-b",
+                                        "audit": {"path": "audit/node-b.jsonl"}}))
     return config, config_b, extract_pem(tmp_path / "alice.p12", "test-p12-password",
                                          tmp_path / "alice")
 

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from gateway.http.proxyproto import build_header
+from gateway.store.db import sqlite_url
 from tests.gateway.conftest import Template, free_port
 from tests.gateway.test_server import serve_node
 from tests.gateway.upstreams import Seen, start, upstream_app
@@ -48,8 +49,13 @@ backend nodes
 
 
 def node_config(data_dir: Path, name: str, upstream: str) -> Path:
-    """Node ``name``'s config in the shared data dir: its own audit file and checkpoints."""
+    """Node ``name``'s config: node-a in ``data_dir``, another node in a copy of it (the
+    same keys; its own spool, audit file, checkpoints and lock, as two nodes must
+    have), both on ``data_dir``'s database."""
     cfg = yaml.safe_load((data_dir / "certgate.yaml").read_text())
+    cfg.setdefault("database_url", sqlite_url(data_dir / "certgate.db"))
+    if name != "node-a":
+        data_dir = shutil.copytree(data_dir, data_dir.parent / f"gw-{name}")
     cfg.update(node=name, listen="127.0.0.1:0", admin_listen="127.0.0.1:0",
                pki_listen="127.0.0.1:0",
                proxy_protocol={"allowed_sources": ["127.0.0.1"]},
@@ -157,7 +163,9 @@ async def test_haproxy_in_front_of_two_nodes(tmp_path: Path,
     ctx.load_cert_chain(*[str(p) for p in certs["alice"]])
     try:
         async with serve_node(node_config(data_dir, "node-a", upstream), tmp_path) as a, \
-                serve_node(node_config(data_dir, "node-b", upstream), tmp_path) as b:
+                serve_node(config_b := node_config(data_dir, "node-b", upstream),
+                           tmp_path) as b:
+            home_b = config_b.parent
             port = free_port()
             cfg = tmp_path / "haproxy.cfg"
             cfg.write_text(HAPROXY_CFG.format(port=port, a=a.port, b=b.port))
@@ -167,8 +175,8 @@ async def test_haproxy_in_front_of_two_nodes(tmp_path: Path,
                 # certificate checked by the node itself.
                 results = [await curl(port, certs["alice"], ca) for _ in range(4)]
                 assert [status for status, _ in results] == [200] * 4, results
-                trail = {name: await records(data_dir / "audit" / f"{name}.jsonl", 2)
-                         for name in ("node-a", "node-b")}
+                trail = {name: await records(home / "audit" / f"{name}.jsonl", 2)
+                         for name, home in (("node-a", data_dir), ("node-b", home_b))}
                 for found in trail.values():
                     assert [(r["source_ip"], r["status"]) for r in found] == [
                         ("127.0.0.1", 200)] * 2
@@ -177,7 +185,7 @@ async def test_haproxy_in_front_of_two_nodes(tmp_path: Path,
             # The header, not the socket: a client HAProxy would have named 203.0.113.7.
             claim = build_header(("203.0.113.7", 40000), ("127.0.0.1", b.port))
             assert await send_raw(b.port, claim, ctx) == 200
-            found = await records(data_dir / "audit" / "node-b.jsonl", 3)
+            found = await records(home_b / "audit" / "node-b.jsonl", 3)
             assert found[-1]["source_ip"] == "203.0.113.7"
 
             # Not a balancer: 127.0.0.2 may connect as itself, never send a header.
