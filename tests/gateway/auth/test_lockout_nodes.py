@@ -69,7 +69,7 @@ def _prepare(tmp_path: Path, database_url: str) -> tuple[Path, Path, tuple[Path,
         "--p12-password-file", str(password_file))
     # Node B: a copy of the data dir (the same keys; its own spool, audit file and
     # lock, as two nodes must have), the same database, its own name.
-    shutil.copytree(data_dir, tmp_path / "gw-b")
+    shutil.copytree(data_dir, tmp_path / "gw-b", ignore=shutil.ignore_patterns("certgate.db*"))
     config_b = tmp_path / "gw-b" / "certgate.yaml"
     config_b.write_text(yaml.safe_dump({**cfg, "node": "node-b",
                                         "audit": {"path": "audit/node-b.jsonl"}}))

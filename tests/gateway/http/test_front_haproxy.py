@@ -55,7 +55,8 @@ def node_config(data_dir: Path, name: str, upstream: str) -> Path:
     cfg = yaml.safe_load((data_dir / "certgate.yaml").read_text())
     cfg.setdefault("database_url", sqlite_url(data_dir / "certgate.db"))
     if name != "node-a":
-        data_dir = shutil.copytree(data_dir, data_dir.parent / f"gw-{name}")
+        data_dir = shutil.copytree(data_dir, data_dir.parent / f"gw-{name}",
+                                   ignore=shutil.ignore_patterns("certgate.db*", "serve.lock"))
     cfg.update(node=name, listen="127.0.0.1:0", admin_listen="127.0.0.1:0",
                pki_listen="127.0.0.1:0",
                proxy_protocol={"allowed_sources": ["127.0.0.1"]},
@@ -162,10 +163,12 @@ async def test_haproxy_in_front_of_two_nodes(tmp_path: Path,
     ctx = ssl.create_default_context(cafile=str(ca))
     ctx.load_cert_chain(*[str(p) for p in certs["alice"]])
     try:
-        async with serve_node(node_config(data_dir, "node-a", upstream), tmp_path) as a, \
-                serve_node(config_b := node_config(data_dir, "node-b", upstream),
-                           tmp_path) as b:
-            home_b = config_b.parent
+        # Both configs before either node runs: node B's copy of the data dir is taken
+        # while nothing writes in it.
+        config_a = node_config(data_dir, "node-a", upstream)
+        config_b = node_config(data_dir, "node-b", upstream)
+        home_b = config_b.parent
+        async with serve_node(config_a, tmp_path) as a, serve_node(config_b, tmp_path) as b:
             port = free_port()
             cfg = tmp_path / "haproxy.cfg"
             cfg.write_text(HAPROXY_CFG.format(port=port, a=a.port, b=b.port))
