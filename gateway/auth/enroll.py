@@ -38,15 +38,17 @@ from gateway.auth.login import (
     check_password,
     csrf_key,
     login_url,
+    open_secret,
     posted_form,
+    refused,
     safe_next,
     sign_in_form,
     start_session,
 )
 from gateway.auth.recovery import hash_recovery_code, new_recovery_codes
-from gateway.auth.secretbox import SecretBox, SecretBoxError
-from gateway.auth.totp import PENDING, accepted_step, provisioning_uri, secret_context
-from gateway.http.pages import html_page, json_page, refusal, wants_json
+from gateway.auth.secretbox import SecretBox
+from gateway.auth.totp import PENDING, accepted_step, provisioning_uri
+from gateway.http.pages import html_page, json_page, wants_json
 from gateway.identity.index import Identity
 from gateway.store.records import TotpRecord
 from policies.model import Reason, describe
@@ -76,11 +78,6 @@ def enroll_token(box: SecretBox, identity: Identity, totp: TotpRecord, now: date
 def spelled(secret: str) -> str:
     """``JBSWY3DPEHPK3PXP`` -> ``JBSW Y3DP EHPK 3PXP``: easier to type from a screen."""
     return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
-
-
-def _refuse(request: web.Request, reason: Reason, status: int, reference: str) -> Answer:
-    return Answer(refusal(request, status=status, reason=reason, reference=reference),
-                  reason, False)
 
 
 def _closed(request: web.Request, runtime: Runtime, reference: str) -> Answer:
@@ -122,11 +119,11 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
     now = runtime.clock()
     box = runtime.secret_box()
     if box is None:
-        return _refuse(request, Reason.MFA_UNAVAILABLE, 403, reference)
+        return refused(request, Reason.MFA_UNAVAILABLE, 403, reference)
     store = runtime.store
     totp = await store.get_totp(identity.user)
     if totp is None:
-        return _refuse(request, Reason.MFA_NOT_ENROLLED, 403, reference)
+        return refused(request, Reason.MFA_NOT_ENROLLED, 403, reference)
     if totp.state != PENDING:
         return _closed(request, runtime, reference)
     if request.method == "GET":
@@ -155,12 +152,9 @@ async def enroll(request: web.Request, runtime: Runtime, identity: Identity,
     locked = lock_end(failures, now)
     if locked is not None:
         return again(429, Reason.LOCKED_OUT, locked_until=locked)
-    try:
-        secret = box.open(totp.secret_sealed, context=secret_context(identity.user))
-    except SecretBoxError:
-        runtime.log.error("the TOTP secret of %s does not open with this secrets key",
-                          identity.user)
-        return _refuse(request, Reason.MFA_UNAVAILABLE, 403, reference)
+    secret = open_secret(runtime, box, identity, totp)
+    if secret is None:
+        return refused(request, Reason.MFA_UNAVAILABLE, 403, reference)
 
     token = str(form.get("token", ""))
     attempt = await reserve(runtime, identity, now)  # counted before it is checked

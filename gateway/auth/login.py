@@ -107,6 +107,24 @@ async def posted_form(request: web.Request, reference: str
                           limit=MAX_FORM if status == 413 else None), reason, False)
 
 
+def refused(request: web.Request, reason: Reason, status: int, reference: str) -> Answer:
+    """The refusal page for ``reason``, as this module's pages and the enrollment and
+    reset pages answer when they can't go on (no secrets key, no authenticator)."""
+    return Answer(refusal(request, status=status, reason=reason, reference=reference),
+                  reason, False)
+
+
+def open_secret(runtime: Runtime, box: SecretBox, identity: Identity,
+                totp: TotpRecord) -> str | None:
+    """The user's TOTP secret, or None (logged) when it does not open with this key."""
+    try:
+        return box.open(totp.secret_sealed, context=secret_context(identity.user))
+    except SecretBoxError:
+        runtime.log.error("the TOTP secret of %s does not open with this secrets key",
+                          identity.user)
+        return None
+
+
 def login_url(path_qs: str) -> str:
     return f"{LOGIN_PATH}?next={quote(path_qs, safe='/')}"
 
@@ -147,13 +165,11 @@ async def login(request: web.Request, runtime: Runtime, identity: Identity,
     now = runtime.clock()
     box = runtime.secret_box()
     if box is None:
-        return Answer(refusal(request, status=403, reason=Reason.MFA_UNAVAILABLE,
-                              reference=reference), Reason.MFA_UNAVAILABLE, False)
+        return refused(request, Reason.MFA_UNAVAILABLE, 403, reference)
     totp = await runtime.store.get_totp(identity.user)
     if totp is None:
         # Nothing to check a code against: say so, and count no failure.
-        return Answer(refusal(request, status=403, reason=Reason.MFA_NOT_ENROLLED,
-                              reference=reference), Reason.MFA_NOT_ENROLLED, False)
+        return refused(request, Reason.MFA_NOT_ENROLLED, 403, reference)
     reset = await runtime.store.open_password_reset(identity.user, now) is not None
     if request.method == "GET":
         next_path = safe_next(request.query.get("next"))
@@ -291,11 +307,8 @@ async def _check_factors(runtime: Runtime, box: SecretBox, identity: Identity,
     store = runtime.store
     password_ok = await check_password(runtime, identity, password)
     if normalise_code(code) is not None:
-        try:
-            secret = box.open(totp.secret_sealed, context=secret_context(identity.user))
-        except SecretBoxError:
-            runtime.log.error("the TOTP secret of %s does not open with this secrets key",
-                              identity.user)
+        secret = open_secret(runtime, box, identity, totp)
+        if secret is None:
             return None
         step = accepted_step(secret, code, now=now, after_step=totp.last_step)
         if step is None or not password_ok:

@@ -38,18 +38,18 @@ from gateway.auth.login import (
     Answer,
     csrf_key,
     login_url,
+    open_secret,
     posted_form,
+    refused,
     safe_next,
     sign_in_form,
     start_session,
 )
 from gateway.auth.passwords import WeakPasswordError, check_policy, hash_password
 from gateway.auth.resetcodes import code_matches, well_formed
-from gateway.auth.secretbox import SecretBoxError
 from gateway.auth.stopcodes import hash_stop_code
-from gateway.auth.totp import PENDING, accepted_step, secret_context
+from gateway.auth.totp import PENDING, accepted_step
 from gateway.http.exchange import factors_label
-from gateway.http.pages import refusal
 from gateway.identity.index import Identity
 from policies.model import Reason
 
@@ -65,11 +65,6 @@ def _decoy() -> str:
     return hash_stop_code(secrets.token_hex(8))
 
 
-def _refuse(request: web.Request, reason: Reason, status: int, reference: str) -> Answer:
-    return Answer(refusal(request, status=status, reason=reason, reference=reference),
-                  reason, False)
-
-
 async def reset(request: web.Request, runtime: Runtime, identity: Identity,
                 reference: str) -> Answer:
     """POST the set-up code and the new password (and the authenticator's code); GET
@@ -77,11 +72,11 @@ async def reset(request: web.Request, runtime: Runtime, identity: Identity,
     now = runtime.clock()
     box = runtime.secret_box()
     if box is None:
-        return _refuse(request, Reason.MFA_UNAVAILABLE, 403, reference)
+        return refused(request, Reason.MFA_UNAVAILABLE, 403, reference)
     store = runtime.store
     totp = await store.get_totp(identity.user)
     if totp is None:
-        return _refuse(request, Reason.MFA_NOT_ENROLLED, 403, reference)
+        return refused(request, Reason.MFA_NOT_ENROLLED, 403, reference)
     if request.method == "GET":
         target = login_url(safe_next(request.query.get("next")))
         return Answer(web.Response(status=303, headers={"Location": target,
@@ -123,6 +118,11 @@ async def reset(request: web.Request, runtime: Runtime, identity: Identity,
     if locked is not None:
         return again(429, Reason.LOCKED_OUT, locked_until=locked)
 
+    # Opened once, before anything is counted or written: a secret this key can't open
+    # refuses here rather than after the new password is stored.
+    secret = open_secret(runtime, box, identity, totp)
+    if secret is None:
+        return refused(request, Reason.MFA_UNAVAILABLE, 403, reference)
     attempt = await reserve(runtime, identity, now)  # counted before it is checked
     if not attempt.checkable:
         return again(429, Reason.LOCKED_OUT, locked_until=attempt.locked_until)
@@ -132,12 +132,6 @@ async def reset(request: web.Request, runtime: Runtime, identity: Identity,
         lambda: code_matches(code_hash if well_formed(code) else _decoy(), code))
     step: int | None = None
     if not pending:
-        try:
-            secret = box.open(totp.secret_sealed, context=secret_context(identity.user))
-        except SecretBoxError:
-            runtime.log.error("the TOTP secret of %s does not open with this secrets key",
-                              identity.user)
-            return _refuse(request, Reason.MFA_UNAVAILABLE, 403, reference)
         step = accepted_step(secret, str(form.get("code", "")), now=now,
                              after_step=totp.last_step)
     if not code_ok or (not pending and (step is None or not await store.accept_totp_step(
@@ -162,7 +156,6 @@ async def reset(request: web.Request, runtime: Runtime, identity: Identity,
         # The password is set; the authenticator comes next, as after the enrollment
         # page's password step: the count stays until its first code proves the app.
         await give_back(runtime, identity, now)
-        secret = box.open(totp.secret_sealed, context=secret_context(identity.user))
         response = enroll_page(request, runtime, identity, status=200, secret=secret,
                                token=enroll_token(box, identity, totp, now),
                                csrf=csrf_token(csrf_key(box), identity.fingerprint, now),
