@@ -26,6 +26,19 @@ from tests.gateway.upstreams import Seen, start, upstream_app
 REPO = Path(__file__).resolve().parents[3]
 
 
+async def fixed_ports(tmp_path: Path, template: Template) -> tuple[Path, int]:
+    """A gateway's data dir whose listeners have fixed free ports (workers share them);
+    its config path and admin port."""
+    data_dir, _ = await asyncio.to_thread(template.copy_to, tmp_path)
+    admin_port = free_port()
+    config_path = data_dir / "certgate.yaml"
+    cfg = yaml.safe_load(config_path.read_text())
+    cfg.update(listen=f"127.0.0.1:{free_port()}", admin_listen=f"127.0.0.1:{admin_port}",
+               pki_listen=None)
+    config_path.write_text(yaml.safe_dump(cfg))
+    return config_path, admin_port
+
+
 @contextlib.asynccontextmanager
 async def serving(config_path: Path, workers: int) -> AsyncIterator[asyncio.subprocess.Process]:
     """``certgate serve --workers N`` until every worker said ready; SIGTERM at the end."""
@@ -125,13 +138,8 @@ def test_a_directory_that_cannot_be_made_is_refused_with_its_name(tmp_path: Path
 async def test_one_process_keeps_metrics_in_memory(tmp_path: Path,
                                                    gateway_template: Template) -> None:
     """No files for a single process: nothing to add up, nothing written to disk."""
-    data_dir, _ = await asyncio.to_thread(gateway_template.copy_to, tmp_path)
-    admin_port = free_port()
-    config_path = data_dir / "certgate.yaml"
-    cfg = yaml.safe_load(config_path.read_text())
-    cfg.update(listen=f"127.0.0.1:{free_port()}", admin_listen=f"127.0.0.1:{admin_port}",
-               pki_listen=None)
-    config_path.write_text(yaml.safe_dump(cfg))
+    config_path, admin_port = await fixed_ports(tmp_path, gateway_template)
+    data_dir = config_path.parent
     async with serving(config_path, 1), aiohttp.ClientSession() as session, \
                 session.get(f"http://127.0.0.1:{admin_port}/metrics") as resp:
         text = await resp.text()

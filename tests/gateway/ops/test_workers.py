@@ -12,11 +12,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 
 from gateway.ops.workers import WorkerFailed, supervise
-from tests.gateway.conftest import Template, free_port
-from tests.gateway.ops.test_multiproc import REPO, serving
+from tests.gateway.conftest import Template
+from tests.gateway.ops.test_multiproc import REPO, fixed_ports, serving
 
 
 def children_of(pid: int) -> list[int]:
@@ -43,20 +42,9 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-async def _config(tmp_path: Path, template: Template) -> tuple[Path, int]:
-    data_dir, _ = await asyncio.to_thread(template.copy_to, tmp_path)
-    admin_port = free_port()
-    config_path = data_dir / "certgate.yaml"
-    cfg = yaml.safe_load(config_path.read_text())
-    cfg.update(listen=f"127.0.0.1:{free_port()}", admin_listen=f"127.0.0.1:{admin_port}",
-               pki_listen=None)
-    config_path.write_text(yaml.safe_dump(cfg))
-    return config_path, admin_port
-
-
 async def test_a_worker_killed_stops_the_other_and_the_parent_exits_loudly(
         tmp_path: Path, gateway_template: Template) -> None:
-    config_path, _ = await _config(tmp_path, gateway_template)
+    config_path, _ = await fixed_ports(tmp_path, gateway_template)
     async with serving(config_path, 2) as proc:
         workers = children_of(proc.pid)
         assert len(workers) == 2, workers
@@ -72,7 +60,7 @@ async def test_a_worker_killed_stops_the_other_and_the_parent_exits_loudly(
 
 async def test_a_second_serve_on_the_same_data_dir_is_refused(
         tmp_path: Path, gateway_template: Template) -> None:
-    config_path, admin_port = await _config(tmp_path, gateway_template)
+    config_path, admin_port = await fixed_ports(tmp_path, gateway_template)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     async with serving(config_path, 1) as first:
         second = await asyncio.create_subprocess_exec(
