@@ -54,3 +54,13 @@ async def alice(gateway: Gateway) -> Alice:
     clock = Clock(start if start <= now else start - timedelta(minutes=1))
     gateway.runtime.clock = clock
     return Alice(enrolled.secret, enrolled.recovery_codes, clock)
+
+
+async def with_authenticator(gateway: Gateway, alice: Alice, name: str) -> Alice:
+    """Another person (``name``) with an authenticator app, on alice's clock."""
+    store = await gateway.store()
+    try:
+        enrolled = await factors.enroll_totp(store, gateway.runtime.state.config, name)
+    finally:
+        await store.close()
+    return Alice(enrolled.secret, enrolled.recovery_codes, alice.clock)

@@ -111,12 +111,13 @@ async def chromium_page(gateway: Gateway, tmp_path: Path, user: str) -> AsyncIte
                 await browser.close()
 
 
-async def _shot(page: Any, name: str) -> None:
+async def _shot(page: Any, name: str, copy_to: Path = SHARED) -> None:
+    """The whole page as ``<tests/artifacts>/<name>.png``, and a copy in ``copy_to``."""
     ARTIFACTS.mkdir(exist_ok=True)
-    SHARED.mkdir(exist_ok=True)
+    copy_to.mkdir(exist_ok=True)
     target = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=str(target), full_page=True)
-    shutil.copyfile(target, SHARED / target.name)
+    shutil.copyfile(target, copy_to / target.name)
 
 
 async def _submit(page: Any, password: str, code: str) -> Any:

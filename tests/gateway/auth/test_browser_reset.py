@@ -5,13 +5,10 @@ reaches the app. Screenshots: /tmp/shots-reset/ (and the artifacts folder)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import Any
 
-from gateway.manage import factors
-from tests.gateway.auth.conftest import PASSWORD, Alice
-from tests.gateway.auth.test_browser import ARTIFACTS, _submit, chromium_page
+from tests.gateway.auth.conftest import PASSWORD, Alice, with_authenticator
+from tests.gateway.auth.test_browser import _shot, _submit, chromium_page
 from tests.gateway.conftest import Gateway
 from tests.gateway.console.conftest import CONSOLE, console_config, make_admin, real_time
 
@@ -20,22 +17,9 @@ SHOTS = Path("/tmp/shots-reset")
 NEW = "my own new passphrase"
 
 
-async def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    SHOTS.mkdir(exist_ok=True)
-    target = ARTIFACTS / f"{name}.png"
-    await page.screenshot(path=str(target), full_page=True)
-    shutil.copyfile(target, SHOTS / target.name)
-
-
 async def test_admin_sets_a_reset_and_the_person_chooses_a_password(
         gateway: Gateway, alice: Alice, tmp_path: Path) -> None:
-    store = await gateway.store()
-    try:
-        enrolled = await factors.enroll_totp(store, gateway.runtime.state.config, "carol")
-    finally:
-        await store.close()
-    carol = Alice(enrolled.secret, enrolled.recovery_codes, alice.clock)
+    carol = await with_authenticator(gateway, alice, "carol")
     await make_admin(gateway)
     base = f"https://{CONSOLE}:{gateway.port}"
     async with chromium_page(gateway, tmp_path, "alice") as page:
@@ -52,14 +36,14 @@ async def test_admin_sets_a_reset_and_the_person_chooses_a_password(
         code = (await page.inner_text("#reset-code")).strip()
         assert "Tell carol this code by phone. It works once, until" in await page.inner_text(
             "main")
-        await _shot(page, "console-password-reset")
+        await _shot(page, "console-password-reset", SHOTS)
 
     app = f"https://secure.test:{gateway.port}"
     async with chromium_page(gateway, tmp_path / "carol", "carol") as page:
         await page.goto(f"{app}/reports")
         assert page.url.startswith(f"{app}/.certgate/login?next=/reports")
         assert "Your administrator has set a password reset" in await page.inner_text("main")
-        await _shot(page, "reset")
+        await _shot(page, "reset", SHOTS)
         # A mistyped repeat first: said in words, nothing counted.
         await page.fill("#reset_code", code)
         await page.fill("#password", NEW)
@@ -69,7 +53,7 @@ async def test_admin_sets_a_reset_and_the_person_chooses_a_password(
             await page.click("button[type=submit]")
         assert (await navigation.value).status == 400
         assert "are not the same" in await page.inner_text(".error")
-        await _shot(page, "reset-error")
+        await _shot(page, "reset-error", SHOTS)
         await page.fill("#reset_code", code.upper())
         await page.fill("#password", NEW)
         await page.fill("#repeat", NEW)

@@ -20,20 +20,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.manage import factors, users
-from tests.gateway.auth.conftest import PASSWORD, Alice
-from tests.gateway.auth.test_browser import ARTIFACTS, _submit, chromium_page
+from gateway.manage import users
+from tests.gateway.auth.conftest import PASSWORD, Alice, with_authenticator
+from tests.gateway.auth.test_browser import _shot, _submit, chromium_page
 from tests.gateway.conftest import Gateway, extract_pem
 from tests.gateway.console.conftest import CONSOLE, console_config, make_admin, real_time
 
 pytestmark = console_config
-
-
-async def _shot(page: object, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    target = ARTIFACTS / f"{name}.png"
-    await page.screenshot(path=str(target), full_page=True)  # type: ignore[attr-defined]
-    shutil.copyfile(target, Path("/tmp") / target.name)
 
 
 def _pk12util_imports(p12: Path, password: str, tmp_path: Path) -> str:
@@ -64,7 +57,7 @@ async def test_issue_hand_over_download_once_and_revoke(gateway: Gateway, alice:
         await _submit(page, PASSWORD, alice.code())
         assert page.url == f"{base}/" and await page.inner_text("h1") == "Overview"
         real_time(alice)
-        await _shot(page, "console-overview")
+        await _shot(page, "console-overview", Path("/tmp"))
 
         # Issue for erin: the hand-over page with the link, the password, the stop code.
         await page.goto(f"{base}/certificates")
@@ -76,12 +69,12 @@ async def test_issue_hand_over_download_once_and_revoke(gateway: Gateway, alice:
         password = (await page.inner_text("#password")).strip()
         assert link.startswith(f"{base}/.certgate/download?t=")
         assert len(password) >= 8 and "-" in await page.inner_text("#stop-code")
-        await _shot(page, "console-handover")
+        await _shot(page, "console-handover", Path("/tmp"))
 
         # The link page (no client certificate is needed there) and its one download.
         await page.goto(link)
         assert "Download my certificate" in await page.inner_text("main")
-        await _shot(page, "console-link")
+        await _shot(page, "console-link", Path("/tmp"))
         async with page.expect_download() as waiting:
             await page.click("text=Download my certificate")
         download = await waiting.value
@@ -130,12 +123,7 @@ async def test_issue_hand_over_download_once_and_revoke(gateway: Gateway, alice:
 
 async def test_a_signed_in_non_admin_sees_the_refusal_page(gateway: Gateway, alice: Alice,
                                                            tmp_path: Path) -> None:
-    store = await gateway.store()
-    try:
-        enrolled = await factors.enroll_totp(store, gateway.runtime.state.config, "carol")
-    finally:
-        await store.close()
-    carol = Alice(enrolled.secret, enrolled.recovery_codes, alice.clock)
+    carol = await with_authenticator(gateway, alice, "carol")
     async with chromium_page(gateway, tmp_path, "carol") as page:
         await page.goto(f"https://secure.test:{gateway.port}/")
         await _submit(page, PASSWORD, carol.code())  # a valid session on an app

@@ -12,9 +12,9 @@ import pytest
 
 from gateway.audit.query import AuditQuery
 from gateway.console.handler import GET_ROUTES, POST_ROUTES
-from gateway.manage import factors, users
+from gateway.manage import users
 from gateway.store.records import CertStatus
-from tests.gateway.auth.conftest import PASSWORD, Alice
+from tests.gateway.auth.conftest import PASSWORD, Alice, with_authenticator
 from tests.gateway.conftest import Gateway
 from tests.gateway.console.conftest import (
     CONSOLE,
@@ -118,11 +118,10 @@ async def sign_in_other(gateway: Gateway, alice: Alice) -> str:
     store = await gateway.store()
     try:
         await users.set_password(store, "dave", PASSWORD)
-        enrolled = await factors.enroll_totp(store, gateway.runtime.state.config, "dave")
     finally:
         await store.close()
+    dave = await with_authenticator(gateway, alice, "dave")
     await make_admin(gateway, "dave")
-    dave = Alice(enrolled.secret, enrolled.recovery_codes, alice.clock)
     cookie = await sign_in(gateway, dave, "dave")
     status, body, _ = await console(gateway, "GET", "/certificates", cookie=cookie, user="dave")
     assert status == 200
