@@ -14,6 +14,8 @@ import pytest
 from gateway.audit.chain import FIELDS, format_at
 from gateway.audit.checkpoint import Checkpoint
 from gateway.audit.record import AuditRecord
+from gateway.audit.sinks import DatabaseSink
+from gateway.audit.writer import AuditWriter
 from gateway.store.errors import DatabaseUnavailableError
 from gateway.store.store import Store
 
@@ -55,6 +57,16 @@ class FlakyDatabase:
     async def append_checkpoint(self, checkpoint: Checkpoint) -> None:
         self._check()
         await self.store.append_checkpoint(checkpoint)
+
+
+async def fill(store: Store, tmp_path: Path, records: list[AuditRecord]) -> None:
+    """``records`` chained by a real writer (node gw1) into ``store``'s audit table."""
+    writer = AuditWriter(node="gw1", sinks=[DatabaseSink(store, "gw1")],
+                         spool_path=tmp_path / "spool.jsonl")
+    await writer.start()
+    for rec in records:
+        writer.emit(rec)
+    await writer.close()
 
 
 async def stored(store: Store, node: str) -> list[dict[str, Any]]:

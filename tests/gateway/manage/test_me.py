@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 
 from gateway.audit.record import AuditRecord
-from gateway.audit.sinks import DatabaseSink
-from gateway.audit.writer import AuditWriter
 from gateway.config import Config
 from gateway.manage import me
 from gateway.manage.ca import CaLoader
 from gateway.manage.errors import ManageError
 from gateway.store.records import CertStatus, SessionRecord
 from gateway.store.store import Store
+from tests.gateway.audit.helpers import fill
 from tests.gateway.manage.test_certs import issue
 
 Clock = Callable[[], datetime]
@@ -31,15 +30,6 @@ def access(at: datetime, user: str, path: str) -> AuditRecord:
                        app="wiki", user=user, serial=None, fingerprint=None, method="GET",
                        host="wiki.test", path=path, source_ip="192.0.2.1", status=200,
                        duration_ms=1.0)
-
-
-async def fill(store: Store, tmp_path: Path, records: list[AuditRecord]) -> None:
-    writer = AuditWriter(node="gw1", sinks=[DatabaseSink(store, "gw1")],
-                         spool_path=tmp_path / "spool.jsonl")
-    await writer.start()
-    for rec in records:
-        writer.emit(rec)
-    await writer.close()
 
 
 def session(id_char: str, user: str, fingerprint: str, created: datetime,

@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.audit.record import AuditRecord
-from gateway.audit.sinks import DatabaseSink
-from gateway.audit.writer import AuditWriter
 from gateway.store.audit_report import (
     Address,
     DayCount,
@@ -17,6 +15,7 @@ from gateway.store.audit_report import (
 )
 from gateway.store.records import CertRecord, CertStatus
 from gateway.store.store import Store
+from tests.gateway.audit.helpers import fill
 
 DAY1 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -30,15 +29,6 @@ def access(at: datetime, user: str | None, app: str | None, *, decision: str = "
                        app=app, user=user, serial=None, fingerprint=None, method="GET",
                        host=host, path=path, source_ip="192.0.2.1", status=200,
                        duration_ms=1.0, type=type, factors=factors)
-
-
-async def fill(store: Store, tmp_path: Path, records: list[AuditRecord]) -> None:
-    writer = AuditWriter(node="gw1", sinks=[DatabaseSink(store, "gw1")],
-                         spool_path=tmp_path / "spool.jsonl")
-    await writer.start()
-    for rec in records:
-        writer.emit(rec)
-    await writer.close()
 
 
 async def test_usage_days_denials_and_sign_ins_are_counted(store: Store, tmp_path: Path) -> None:
