@@ -106,10 +106,20 @@ async def second_factor(config: Path, users: list[str]) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def two_nodes(cluster: Cluster) -> AsyncIterator[tuple[Node, Node]]:
-    """Both nodes started at once; each that started is stopped by its PID."""
+    """Both nodes of ``cluster`` started at once (see ``both_started``)."""
+    async with both_started(cluster.configs) as nodes:
+        yield nodes
+
+
+@contextlib.asynccontextmanager
+async def both_started(configs: tuple[Path, Path], cwd: Path | None = None
+                       ) -> AsyncIterator[tuple[Node, Node]]:
+    """A node for each config (run in ``cwd``, else beside its config), started at once;
+    each one that started is stopped by its PID on the way out, whether or not the
+    other did."""
     async with contextlib.AsyncExitStack() as stack:
         started = await asyncio.gather(
-            *(stack.enter_async_context(serve_node(c, c.parent)) for c in cluster.configs),
+            *(stack.enter_async_context(serve_node(c, cwd or c.parent)) for c in configs),
             return_exceptions=True)
         for result in started:
             if isinstance(result, BaseException):

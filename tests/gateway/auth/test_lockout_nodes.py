@@ -11,7 +11,6 @@ pages read the failure counters from the shared database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import shutil
 import ssl
@@ -33,7 +32,8 @@ from gateway.manage import users
 from gateway.store.store import Store
 from tests.gateway.auth.conftest import PASSWORD
 from tests.gateway.conftest import cli, extract_pem
-from tests.gateway.test_server import CERTGATE, Node, serve_node
+from tests.gateway.nodes import both_started
+from tests.gateway.test_server import CERTGATE, Node
 
 HOST = "secure.test"
 MAX_FAILURES = 3
@@ -97,18 +97,8 @@ async def setup(tmp_path: Path, database_url: str) -> Setup:
 
 @pytest.fixture
 async def nodes(setup: Setup, tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
-    async with contextlib.AsyncExitStack() as stack:
-        # Both start at once; each one that started is stopped (by its PID) on the
-        # way out, whether or not the other did.
-        started = await asyncio.gather(
-            *(stack.enter_async_context(serve_node(c, tmp_path))
-              for c in (setup.config_a, setup.config_b)), return_exceptions=True)
-        for result in started:
-            if isinstance(result, BaseException):
-                raise result
-        a, b = started
-        assert isinstance(a, Node) and isinstance(b, Node)
-        yield a, b
+    async with both_started((setup.config_a, setup.config_b), tmp_path) as pair:
+        yield pair
 
 
 class Browser:
