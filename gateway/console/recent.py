@@ -56,6 +56,13 @@ _CHANGES = {
     "change.applied": "A gateway applied a change to your access",
     "lockout": "Your sign-in was locked after too many wrong passwords or codes",
 }
+# Where the reason changes what happened: (type, reason) before the type alone.
+_CHANGES_BY_REASON = {
+    ("download.mailed", "failed"): "An e-mail with the download link for your certificate "
+                                   "{cert} could not be sent",
+    ("download.mailed", "sending"): "The download link for your certificate {cert} was "
+                                    "being e-mailed to you by {by}",
+}
 # The gateway's own pages, by what a person calls them.
 _PAGES = {"/.certgate/me": "My access", "/.certgate/login": "the sign-in page",
           "/.certgate/enroll": "the page to set up your authenticator app",
@@ -102,7 +109,7 @@ def sentence(line: AccessLine, person: str) -> str:
     if line.path is not None:
         return _request(line)
     verdict = _VERDICT.get(line.decision or "") if line.decision != "allow" else None
-    template = _CHANGES.get(line.type)
+    template = _CHANGES_BY_REASON.get((line.type, line.reason or "")) or _CHANGES.get(line.type)
     if template is None:
         words = reason_words(line.reason).rstrip(".")
         text = f"Recorded: {line.type}" + (f" ({words[0].lower()}{words[1:]})" if words else "")

@@ -67,6 +67,8 @@ CASES = [
     (change("download.mailed", "sent", actor="console:root", serial=SERIAL),
      "The download link for your certificate …4F2C81A2 was e-mailed to you by the "
      "administrator"),
+    (change("download.mailed", "failed", actor="console:root", serial=SERIAL),
+     "An e-mail with the download link for your certificate …4F2C81A2 could not be sent"),
     (request("enrollment", "deny", "enroll-failed", method="POST", path="/.certgate/enroll"),
      "Refused: the code to set up your authenticator app was not right"),
     (change("lockout", "locked", actor=None, decision="deny", serial=SERIAL),
