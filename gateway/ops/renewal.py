@@ -86,15 +86,12 @@ class ServerCertRenewer:
         self._said_not_ours = False
         self.wake = asyncio.Event()
         self.loaded: str | None = None  # SHA-256 of the tls.cert file being served
+        self._started = False
         self.health = TaskHealth(
             "server certificate renewer", stuck_after=3 * POLL_SECONDS + 60,
             while_failing="the current server certificate stays in use until it expires")
 
     async def run(self) -> None:
-        path = self._config().tls.cert
-        with contextlib.suppress(OSError):  # the file the server started with
-            self.loaded = await asyncio.to_thread(_digest, path)
-
         async def sleep(delay: float) -> None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
@@ -107,6 +104,13 @@ class ServerCertRenewer:
     async def round(self) -> float:
         """Renew if due (primary only), serve what is on disk; seconds until the next look."""
         config = self._config()
+        if not self._started:
+            # The file the server started with, read in the first round: before it the
+            # loop does not count as running, and /readyz would call a gateway that just
+            # said ready degraded ("not running") while this read waited for a thread.
+            self._started = True
+            with contextlib.suppress(OSError):
+                self.loaded = await asyncio.to_thread(_digest, config.tls.cert)
         wait = POLL_SECONDS
         if self._primary:
             wait = min(wait, await self._renew_if_due(config))
