@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.audit.bundle_check import BundleResult
-from gateway.audit.events import os_user
-from gateway.audit.keys import load_audit_public_key
-from gateway.audit.report import ReportData, render_report
-from gateway.audit.verify import NodeResult
 from gateway.cli.audit_export_cmd import export
 from gateway.cli.audit_search_cmd import search
 from gateway.cli.common import (
@@ -26,12 +21,15 @@ from gateway.cli.common import (
     run,
     warn,
 )
-from gateway.config import Config
-from gateway.manage.audit import Verification, parse_since, verify_audit
-from gateway.manage.audit_export import verify_bundle
-from gateway.manage.errors import ManageError
-from gateway.manage.report import gather_report, write_report
-from gateway.manage.trail import record_read
+
+if TYPE_CHECKING:  # the rest is imported in the commands: `certgate audit --help` stays quick
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from gateway.audit.bundle_check import BundleResult
+    from gateway.audit.report import ReportData
+    from gateway.audit.verify import NodeResult
+    from gateway.config import Config
+    from gateway.manage.audit import Verification
 
 _EPILOG = """\b
 EXAMPLES
@@ -97,6 +95,8 @@ audit.add_command(export)
 def _public_key(config: Config, public_key: Path | None, quiet: bool
                 ) -> tuple[Ed25519PublicKey | None, Path]:
     """The key given, else ``audit.pub`` beside the configured audit key when it exists."""
+    from gateway.audit.keys import load_audit_public_key
+
     key_path = public_key or config.audit.public_key
     if public_key is not None or key_path.exists():
         return load_audit_public_key(key_path), key_path
@@ -127,6 +127,10 @@ def verify(obj: CliContext, since: str | None, as_json: bool, public_key: Path |
     is wrong with it: edited, removed, inserted, reordered, a cut tail, a checkpoint
     that does not verify. With --bundle, the same for an exported file, offline.
     """
+    from gateway.audit.keys import load_audit_public_key
+    from gateway.manage.audit import parse_since, verify_audit
+    from gateway.manage.trail import record_read
+
     if bundle is not None:
         if since or checkpoint_file:
             raise click.UsageError("--bundle checks the exported file as it is: --since and "
@@ -196,6 +200,12 @@ def report(obj: CliContext, since: str, until: str | None, out: Path, force: boo
     revoked, suspended and expiring, and the changes administrators made in the
     period. Self-contained: no script, nothing fetched from anywhere.
     """
+    from gateway.audit.report import render_report
+    from gateway.manage.audit import parse_since
+    from gateway.manage.errors import ManageError
+    from gateway.manage.report import gather_report, write_report
+    from gateway.manage.trail import record_read
+
     config = obj.config
     moment = now()
     start = parse_since(since, moment)
@@ -232,6 +242,8 @@ def report(obj: CliContext, since: str, until: str | None, out: Path, force: boo
 
 
 def _who() -> str:
+    from gateway.audit.events import os_user
+
     return f"{os_user() or 'an unnamed user'} on {socket.gethostname()}"
 
 
@@ -271,6 +283,8 @@ def _line(node: NodeResult, signed: bool) -> str:
 
 
 def _verify_bundle(path: Path, key: Ed25519PublicKey, key_path: Path, as_json: bool) -> None:
+    from gateway.manage.audit_export import verify_bundle
+
     result, files = verify_bundle(path, key)
     if as_json:
         echo_json({**result.to_json(), "files": [str(f) for f in files],

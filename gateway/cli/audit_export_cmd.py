@@ -7,14 +7,14 @@ Parses, calls ``gateway.manage.audit_export``, prints. Must not write files itse
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.cli.common import CliContext, echo_json, exit_if_unrecorded, now, run
-from gateway.manage.audit import parse_since
-from gateway.manage.audit_export import Export, Format, export_audit
-from gateway.manage.errors import ManageError
-from gateway.manage.trail import record_read
+
+if TYPE_CHECKING:  # the rest is imported in the command: `audit export --help` stays quick
+    from gateway.manage.audit_export import Export, Format
 
 _EPILOG = """\b
 EXAMPLES
@@ -47,6 +47,11 @@ def export(obj: CliContext, fmt: Format, since: str | None, until: str | None, o
            force: bool, as_json: bool) -> None:
     """Write the audit records with their hashes and the signed checkpoints that
     cover them, for verification without the database (`audit verify --bundle`)."""
+    from gateway.manage.audit import parse_since
+    from gateway.manage.audit_export import export_audit
+    from gateway.manage.errors import ManageError
+    from gateway.manage.trail import record_read
+
     moment = now()
     start = parse_since(since, moment) if since else None
     end = parse_since(until, moment, "--until") if until else None

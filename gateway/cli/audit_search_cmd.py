@@ -6,7 +6,7 @@ Parses, calls ``gateway.manage.audit_search``, prints. Must not build queries.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,8 +20,9 @@ from gateway.cli.common import (
     run,
     warn,
 )
-from gateway.manage.audit_search import SearchResult, build_query, search_audit
-from gateway.manage.trail import record_read
+
+if TYPE_CHECKING:  # the rest is imported in the command: `audit search --help` stays quick
+    from gateway.manage.audit_search import SearchResult
 
 _EPILOG = """\b
 EXAMPLES
@@ -84,6 +85,9 @@ def search(obj: CliContext, user: str | None, app: str | None, decision: str | N
     Filters combine (all must match). Without --since every record since the first
     is searched.
     """
+    from gateway.manage.audit_search import build_query, search_audit
+    from gateway.manage.trail import record_read
+
     query = build_query(now=now(), user=user, app=app, decision=decision, type_=type_,
                         cert=cert, ref=ref, since=since, until=until, limit=limit,
                         oldest_first=oldest_first)

@@ -52,6 +52,16 @@ def test_user_help_imports_only_the_user_commands() -> None:
                                                        "gateway.cli.user_cmd"}
 
 
+@pytest.mark.parametrize("argv", [("audit", "--help"), ("audit", "search", "--help"),
+                                  ("audit", "export", "--help"), ("audit", "verify", "--help"),
+                                  ("audit", "report", "--help")])
+def test_audit_help_imports_only_the_audit_commands(argv: tuple[str, ...]) -> None:
+    line = _help_modules(*argv)
+    assert not line & set(HEAVY), line & set(HEAVY)
+    assert {m for m in line if m.endswith("_cmd")} == {
+        "gateway.cli.audit_cmd", "gateway.cli.audit_export_cmd", "gateway.cli.audit_search_cmd"}
+
+
 def test_serve_help_imports_nothing_heavy() -> None:
     line = _help_modules("serve", "--help")
     assert not line & set(HEAVY), line & set(HEAVY)
