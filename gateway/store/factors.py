@@ -80,6 +80,14 @@ class FactorStore(StoreBase):
             return None if row is None else TotpRecord(user, row.secret, row.state,
                                                        row.last_step)
 
+    async def totp_states(self) -> dict[str, str]:
+        """Every enrolled user's authenticator state ("pending", "active"), by user name,
+        in one query (the console's users page); a user without one is absent."""
+        query = select(t.users.c.name, t.totp.c.state).join(t.users,
+                                                             t.users.c.id == t.totp.c.user_id)
+        async with self._tx() as conn:
+            return {row.name: row.state for row in await conn.execute(query)}
+
     async def accept_totp_step(self, user: str, step: int, *, confirm: bool = False) -> bool:
         """Record ``step`` as used if it is newer than the last one; False if it is not
         (a replay, possibly on another node). ``confirm`` also marks a pending secret

@@ -62,6 +62,18 @@ class ResetStore(StoreBase):
         return None if row is None else OpenReset(row.code_hash, row.expires_at,
                                                   row.created_by)
 
+    async def open_password_resets(self, now: datetime) -> dict[str, OpenReset]:
+        """Every user's unused, unexpired reset, by user name, in one query (the
+        console's users page); a user without one is absent."""
+        r, u = t.password_resets.c, t.users.c
+        query = (select(u.name, r.code_hash, r.expires_at, r.created_by)
+                 .join(t.users, u.id == r.user_id)
+                 .where(r.used_at.is_(None), r.expires_at > now))
+        async with self._tx() as conn:
+            rows = await conn.execute(query)
+            return {row.name: OpenReset(row.code_hash, row.expires_at, row.created_by)
+                    for row in rows}
+
     async def complete_password_reset(self, user: str, code_hash: str, password_hash: str,
                                       *, now: datetime) -> bool:
         """Spend the reset whose hash is ``code_hash`` and set the new password, at once;

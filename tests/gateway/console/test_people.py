@@ -3,12 +3,23 @@ CLI's use-cases, in force on the gateway, and recorded with the console user as 
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from aiohttp import web
+from sqlalchemy import event
 
 from gateway.audit.query import AuditQuery
 from gateway.auth.resetcodes import code_matches, well_formed
+from gateway.console import handler
+from gateway.manage import factors, resets, users
 from tests.gateway.conftest import Gateway
 from tests.gateway.console.conftest import Admin, console, console_config, csrf_of
+
+if TYPE_CHECKING:
+    from gateway.console.handler import Visit
 
 pytestmark = console_config
 
@@ -144,3 +155,55 @@ async def test_a_new_person_gets_a_code_to_choose_their_password(gateway: Gatewa
     assert found is not None and code_matches(found.code_hash, code)
     assert await _actors(gateway, "totp.pending") == [("console:alice", "gina")]
     assert await _actors(gateway, "password.reset") == [("console:alice", "gina")]
+
+
+async def test_the_users_page_reads_in_a_fixed_number_of_queries(
+        gateway: Gateway, admin: Admin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The users page reads every user's authenticator state and open reset in one
+    query each: as many statements for 11 users as for 5 (counted on the gateway's own
+    engine, only those the page's handler issues, not the gateway's background work)."""
+    async def prepare(names: list[str]) -> None:
+        store = await gateway.store()
+        try:
+            for name in names:
+                await users.add_user(store, name, groups=["staff"])
+                await factors.mark_totp_pending(store, gateway.runtime.state.config, name)
+                await resets.start_password_reset(store, name, gateway.runtime.clock(),
+                                                  created_by="test")
+        finally:
+            await store.close()
+
+    page = handler.GET_ROUTES["/users"]
+    inside: list[asyncio.Task[Any] | None] = [None]
+    statements: list[str] = []
+
+    async def counted(visit: Visit) -> web.Response:
+        inside[0] = asyncio.current_task()
+        try:
+            return await page(visit)
+        finally:
+            inside[0] = None
+
+    def seen(*args: Any) -> None:
+        if inside[0] is not None and asyncio.current_task() is inside[0]:
+            statements.append(args[2])
+
+    async def users_page(expected: int) -> tuple[int, bytes]:
+        statements.clear()
+        status, body, _ = await console(gateway, "GET", "/users", cookie=admin.cookie)
+        assert status == 200 and body.count(b"<tr><td>") == expected, body[:600]
+        return len(statements), bytes(body)
+
+    monkeypatch.setitem(handler.GET_ROUTES, "/users", counted)
+    engine = gateway.runtime.store._engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await prepare(["hana"])
+        few, body = await users_page(5)
+        assert body.count(b"reset open until") == 1 and body.count(b"<td>pending</td>") == 1
+        await prepare([f"user{i}" for i in range(7)])
+        many, body = await users_page(12)
+        assert body.count(b"reset open until") == 8 and body.count(b"<td>pending</td>") == 8
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert few == many, statements

@@ -29,6 +29,20 @@ async def test_totp_steps_are_accepted_once_and_only_forward(store: Store) -> No
     assert record is not None and (record.state, record.last_step) == ("active", 101)
 
 
+async def test_every_authenticator_state_at_once(store: Store) -> None:
+    """The console's users page: each enrolled user's state in one read, never a
+    secret; a user without an authenticator is absent."""
+    for name in ("ann", "ben", "cid"):
+        await store.add_user(name)
+    assert await store.totp_states() == {}
+    await store.set_totp("ann", "v1:sealed-a", state="pending")
+    await store.set_totp("ben", "v1:sealed-b", state="pending")
+    assert await store.accept_totp_step("ben", 7, confirm=True)
+    assert await store.totp_states() == {"ann": "pending", "ben": "active"}
+    await store.reset_totp("ann")
+    assert await store.totp_states() == {"ben": "active"}
+
+
 async def test_recovery_codes_are_used_once(store: Store) -> None:
     await store.add_user("alice")
     await store.replace_recovery_codes("alice", ["h1", "h2"])

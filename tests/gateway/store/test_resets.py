@@ -53,3 +53,22 @@ async def test_an_expired_reset_is_not_open_and_can_not_be_spent(store: Store) -
     assert (await store.get_user("dave")).password_hash is None
     assert await store.cancel_password_reset("dave")
     assert not await store.cancel_password_reset("dave")
+
+
+async def test_every_open_reset_at_once(store: Store) -> None:
+    """The console's users page: each user's open reset in one read; a spent or expired
+    one, or none at all, is absent."""
+    for name in ("ann", "ben", "cid", "dot"):
+        await store.add_user(name)
+    await store.set_password_reset("ann", "hash-a", created_by="root", expires_at=LATER,
+                                   now=NOW)
+    await store.set_password_reset("ben", "hash-b", created_by="console:alice",
+                                   expires_at=NOW + timedelta(hours=1), now=NOW)
+    await store.set_password_reset("cid", "hash-c", created_by="root", expires_at=LATER,
+                                   now=NOW)
+    assert await store.complete_password_reset("cid", "hash-c", "pw", now=NOW)
+    found = await store.open_password_resets(NOW)
+    assert {name: (r.code_hash, r.created_by) for name, r in found.items()} == {
+        "ann": ("hash-a", "root"), "ben": ("hash-b", "console:alice")}
+    assert found["ann"] == await store.open_password_reset("ann", NOW)
+    assert list(await store.open_password_resets(NOW + timedelta(hours=2))) == ["ann"]
