@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,8 @@ _ENV = jinja2.Environment(
     trim_blocks=True, lstrip_blocks=True)
 
 _REFERENCES = random.Random()  # noqa: S311 - ids, not secrets
+_clock = time.time
+_random_bits = _REFERENCES.getrandbits
 
 _TITLES = {
     401: "Certificate needed", 403: "Access denied", 400: "Bad request",
@@ -69,12 +72,17 @@ _ADVICE: dict[Reason, str] = {
 
 
 def new_reference() -> str:
-    """A short random id quoted on the page and stored in the audit record.
+    """A short id quoted on the page and stored in the audit record: 12 hex digits.
 
     It only has to be unique enough to find a record, not unguessable, so it uses
     the fast PRNG (seeded from the OS at start) instead of a syscall per request.
+    The first 3 digits follow the clock (16-second steps, wrapping every 18 hours),
+    the other 9 are random: the references of one moment sort together, so the
+    audit table's index on them takes new entries in one place. Fully random ones
+    land all over that index, and every batch of records rewrote a page of it per
+    record (the largest single cost of an audit insert on SQLite).
     """
-    return f"{_REFERENCES.getrandbits(48):012x}"
+    return "%012x" % ((int(_clock()) >> 4 & 0xFFF) << 36 | _random_bits(36))
 
 
 def wants_json(request: web.Request) -> bool:

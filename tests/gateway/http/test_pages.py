@@ -186,6 +186,17 @@ def test_references_are_twelve_hex_digits_and_distinct() -> None:
     assert len(set(refs)) == len(refs)
 
 
+def test_references_of_one_moment_share_their_first_digits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Time-ordered so the audit index on them grows in one place; 16-second steps.
+    monkeypatch.setattr(pages, "_clock", lambda: 1_800_000_000.0)
+    now = {pages.new_reference()[:3] for _ in range(100)}
+    monkeypatch.setattr(pages, "_clock", lambda: 1_800_000_016.0)
+    later = {pages.new_reference()[:3] for _ in range(100)}
+    assert now == {f"{(1_800_000_000 >> 4) & 0xFFF:03x}"} and len(later) == 1
+    assert later != now
+
+
 def test_jwks_is_public_and_cacheable() -> None:
     keys = {"keys": [{"kty": "EC", "kid": "k1"}]}
     resp = pages.jwks(None, keys)  # type: ignore[arg-type]  # the request is not read
