@@ -56,16 +56,19 @@ class AuditRecord(NamedTuple):
     detail: dict[str, Any] | None = None  # type-specific fields, never secrets
 
     def fields(self) -> ChainRow:
-        """The chain's fields of this record (every hashed field but node and seq)."""
+        """The chain's fields of this record: every hashed field, node and seq still
+        ``None`` (the chain numbers the record)."""
+        # In ``CANONICAL_ORDER``, node and seq as placeholders: ``Chain.link`` sets them
+        # and encodes the dict as it stands, without sorting it.
         row: ChainRow = {
-            "at": format_at(self.at), "type": self.type, "reference": self.reference,
-            "user": self.user, "serial": self.serial, "fingerprint": self.fingerprint,
-            "source_ip": self.source_ip, "app": self.app, "method": self.method,
-            "host": self.host, "path": self.path, "status": self.status,
-            "decision": self.decision, "reason": self.reason, "rule": self.rule,
-            "factors": self.factors, "actor": self.actor,
+            "actor": self.actor, "app": self.app, "at": format_at(self.at),
+            "decision": self.decision, "detail": detail_text(self.detail),
             "duration_ms": None if self.duration_ms is None else round(self.duration_ms, 3),
-            "detail": detail_text(self.detail)}
+            "factors": self.factors, "fingerprint": self.fingerprint, "host": self.host,
+            "method": self.method, "node": None, "path": self.path, "reason": self.reason,
+            "reference": self.reference, "rule": self.rule, "seq": None,
+            "serial": self.serial, "source_ip": self.source_ip, "status": self.status,
+            "type": self.type, "user": self.user}
         for name in _CLIENT_TEXT:
             value = row[name]
             if value is not None and not (value.isascii() and "\x00" not in value):

@@ -7,7 +7,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gateway.audit.chain import GENESIS, HASHED, Chain, canonical, format_at, hash_of, parse_at
+from gateway.audit.chain import (
+    CANONICAL_ORDER,
+    GENESIS,
+    HASHED,
+    Chain,
+    canonical,
+    format_at,
+    hash_of,
+    parse_at,
+)
 from tests.gateway.audit.helpers import record
 
 
@@ -49,10 +58,31 @@ def test_times_are_utc_milliseconds() -> None:
     assert parse_at("2026-01-02T03:04:05.678Z") == at.replace(microsecond=678000)
 
 
-def test_a_records_fields_are_exactly_the_hashed_names_but_node_and_seq() -> None:
+def test_a_records_fields_are_exactly_the_hashed_names_in_canonical_order() -> None:
     # Chain.link encodes the fields dict as it is: an extra or missing key would
-    # change the bytes hashed at write time against those verify recomputes.
-    assert set(record(1).fields()) | {"node", "seq"} == set(HASHED)
+    # change the bytes hashed at write time against those verify recomputes, and
+    # keys out of order would take the slower sorting encoder.
+    fields = record(1).fields()
+    assert set(fields) == set(HASHED) and tuple(fields) == CANONICAL_ORDER
+    assert fields["node"] is None and fields["seq"] is None
+
+
+_AWKWARD = ["/ä", '/"quoted"\\back', "/tab\tnew\nline\x01", "/\u2028\u00e9\U0001f600",
+            "/%00", "/" + "x" * 5000]
+
+
+@pytest.mark.parametrize("path", _AWKWARD)
+@pytest.mark.parametrize("in_order", [True, False])
+def test_linking_without_sorting_hashes_the_same_bytes_verify_recomputes(
+        path: str, in_order: bool) -> None:
+    # The writer's fast path (keys already in canonical order, no sort) and any other
+    # key order must give the exact bytes ``canonical`` (sorted) gives at verify time.
+    made = record(3, path=path, user="zoë")._replace(
+        detail={"b": 1, "a": [1.5, None, "é"]}, duration_ms=12.3456, status=None).fields()
+    fields = made if in_order else dict(reversed(made.items()))
+    row = Chain("gw1", 4, "ab" * 32).link(fields)
+    assert row["hash"] == hash_of("ab" * 32, row)
+    assert row["seq"] == 5 and row["prev_hash"] == "ab" * 32
 
 
 @pytest.mark.parametrize("micro", [0, 1, 999, 1000, 123456, 999999])
