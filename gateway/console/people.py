@@ -4,8 +4,9 @@ the authenticator, set a password reset, unlock; list and end sessions.
 Each change calls the same ``gateway.manage`` use-case as ``certgate user …`` /
 ``certgate session kill`` and writes the same audit record (``user.add``,
 ``user.disable``, ``user.groups``, ``user.email``, ``totp.pending``,
-``password.reset``, ``unlock``, ``session.kill``), with the console user as actor. Changes that take access away
-(disable, reset the authenticator, a password reset) go through a confirmation page.
+``password.reset``, ``unlock``, ``session.kill``), with the console user as actor.
+Changes that take access away (disable, reset the authenticator, a password reset)
+go through a confirmation page, as do the groups and the e-mail address.
 The console never sets a password: a new person, and one whose password is reset,
 gets a one-time set-up code (shown once, on a ``no-store`` page) and chooses it at
 sign-in (``gateway.auth.reset``); a new person's and a reset authenticator is left to
