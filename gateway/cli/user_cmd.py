@@ -1,5 +1,5 @@
-"""``certgate user …``: add, list, show, disable/enable, passwd, password-reset,
-groups set.
+"""``certgate user …``: add, list, show, disable/enable, email, passwd,
+password-reset, groups set.
 
 Parses arguments, calls ``gateway.manage.users`` (which validates names, emails,
 groups and passwords) and prints. Changes reach running gateways through the
@@ -54,6 +54,8 @@ EXAMPLES
   certgate user add bob --group staff --password-file bob.pw --totp pending
   certgate user list --json
   certgate user disable alice
+  certgate user email alice alice.smith@example.com
+  certgate user email bob --clear
   certgate user password-reset bob
   certgate user groups set alice staff
 """
@@ -198,6 +200,41 @@ def disable(obj: CliContext, name: str) -> None:
 def enable(obj: CliContext, name: str) -> None:
     """Enable a disabled user again."""
     _set_enabled(obj, name, True)
+
+
+@user.command("email")
+@click.argument("name")
+@click.argument("address", required=False)
+@click.option("--clear", is_flag=True, help="Remove the user's e-mail address.")
+@click.pass_obj
+def email(obj: CliContext, name: str, address: str | None, clear: bool) -> None:
+    """Set or change a user's e-mail address (or remove it with --clear).
+
+    The console's hand-over page e-mails a certificate's download link to this
+    address, and it is written into the certificates issued from now on; those
+    already issued keep the address they were signed with.
+    """
+    from gateway.manage import users
+
+    if clear == (address is not None):
+        raise click.UsageError("give either an ADDRESS or --clear")
+    users.check_email(address)
+
+    async def go() -> tuple[str | None, UserRecord]:
+        async with obj.admin() as (store, trail):
+            before = (await store.get_user(name)).email
+            updated = await users.set_email(store, name, address)
+            await trail.record("user.email", "email cleared" if clear else "email set",
+                               user=updated.name,
+                               detail={"before": before, "after": updated.email})
+            return before, updated
+
+    before, updated = run(go)
+    if updated.email is None:
+        click.echo(f"{name} has no e-mail address now" + (f" (was {before})" if before else ""))
+    else:
+        click.echo(f"e-mail of {name} is {updated.email}" + (
+            f" (was {before})" if before and before != updated.email else ""))
 
 
 def reset_message(reset: resets.PasswordReset) -> str:

@@ -1,11 +1,12 @@
-"""The console's users and sessions pages: add, disable/enable, groups, reset the
-authenticator, set a password reset, unlock; list and end sessions.
+"""The console's users and sessions pages: add, disable/enable, groups, e-mail, reset
+the authenticator, set a password reset, unlock; list and end sessions.
 
 Each change calls the same ``gateway.manage`` use-case as ``certgate user …`` /
 ``certgate session kill`` and writes the same audit record (``user.add``,
-``user.disable``, ``user.groups``, ``totp.pending``, ``password.reset``, ``unlock``,
-``session.kill``), with the console user as actor. Changes that take access away
-(disable, reset the authenticator, a password reset) go through a confirmation page.
+``user.disable``, ``user.groups``, ``user.email``, ``totp.pending``,
+``password.reset``, ``unlock``, ``session.kill``), with the console user as actor.
+Changes that take access away (disable, reset the authenticator, a password reset)
+go through a confirmation page, as do the groups and the e-mail address.
 The console never sets a password: a new person, and one whose password is reset,
 gets a one-time set-up code (shown once, on a ``no-store`` page) and chooses it at
 sign-in (``gateway.auth.reset``); a new person's and a reset authenticator is left to
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 CONFIRMED = {"disable": "Disable", "enable": "Enable", "reset-totp": "Reset the authenticator of",
              "password-reset": "Set a password reset for", "unlock": "Unlock",
-             "groups": "Change the groups of"}
+             "groups": "Change the groups of", "email": "Change the e-mail of"}
 
 
 async def _recorded(visit: Visit, type_: str, reason: str, **kwargs: object) -> list[str]:
@@ -131,6 +132,18 @@ async def groups(visit: Visit) -> web.Response:
                  problems=problems)
 
 
+async def email(visit: Visit) -> web.Response:
+    name, store = visit.field("user"), visit.runtime.store
+    wanted = users.check_email(visit.field("email") or None)
+    before = (await store.get_user(name)).email
+    updated = await users.set_email(store, name, wanted)
+    problems = await _recorded(visit, "user.email", "email set" if wanted else "email cleared",
+                               user=updated.name,
+                               detail={"before": before, "after": updated.email})
+    return _done(visit, f"The e-mail address of {updated.name} is {updated.email}." if wanted
+                 else f"{updated.name} has no e-mail address now.", problems=problems)
+
+
 async def reset_totp(visit: Visit) -> web.Response:
     name = visit.field("user")
     await factors.mark_totp_pending(visit.runtime.store, visit.runtime.state.config, name)
@@ -178,6 +191,7 @@ def _done(visit: Visit, text: str, back: str = "/users",
 
 ACTIONS: dict[str, Handler] = {"/users/add": add, "/users/disable": disable,
                                "/users/enable": enable, "/users/groups": groups,
+                               "/users/email": email,
                                "/users/reset-totp": reset_totp, "/users/unlock": unlock,
                                "/users/password-reset": password_reset,
                                "/sessions/kill": kill}

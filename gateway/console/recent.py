@@ -45,6 +45,7 @@ _CHANGES = {
     "user.disable": "Your account was disabled by {by}: your certificates stopped working",
     "user.password": "Your password was set by {by}",
     "user.groups": "Your groups were changed by {by}",
+    "user.email": "Your e-mail address was changed by {by}",
     "totp.pending": "You were asked to set up your authenticator app at your next sign-in",
     "totp.enroll": "Your authenticator app was set up by {by}",
     "totp.reset": "Your authenticator app was reset by {by}",

@@ -1,4 +1,4 @@
-"""User use-cases: add, disable/enable, set a password, set groups.
+"""User use-cases: add, disable/enable, change the e-mail, set a password, set groups.
 
 Names, emails and groups are validated here; passwords are hashed with argon2id
 (in a worker thread: hashing is deliberately slow and must not stall a server's
@@ -23,6 +23,7 @@ from gateway.store.store import Store
 from policies.schema import PRINCIPAL_RE
 
 NAME_RE = PRINCIPAL_RE  # the one rule for the names policies and the console name too
+EMAIL_MAX = 254  # the users.email column's length (and RFC 5321's limit on a path)
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
 
 
@@ -35,6 +36,8 @@ def check_name(kind: str, value: str) -> str:
 
 
 def check_email(value: str | None) -> str | None:
+    if value is not None and len(value) > EMAIL_MAX:
+        raise ManageError(f"an email address has at most {EMAIL_MAX} characters")
     if value is not None and not EMAIL_RE.match(value):
         raise ManageError(f"'{value}' is not an email address")
     return value
@@ -80,6 +83,13 @@ async def add_user(store: Store, name: str, *, email: str | None = None,
 async def set_user_enabled(store: Store, name: str, enabled: bool) -> UserRecord:
     """Disable a user (every certificate of theirs stops working) or enable them again."""
     return await store.set_user_enabled(name, enabled)
+
+
+async def set_email(store: Store, name: str, email: str | None) -> UserRecord:
+    """Set, change or (``None``) remove a user's e-mail address. Certificates already
+    issued keep the address they were signed with; the mail feature and new
+    certificates use the new one."""
+    return await store.set_user_email(name, check_email(email))
 
 
 async def set_password(store: Store, name: str, password: str) -> None:

@@ -1,4 +1,4 @@
-"""Users and their groups: add, read, list, enable/disable, password hash, groups.
+"""Users and their groups: add, read, list, enable/disable, e-mail, password hash, groups.
 
 Each mutation writes a ``user`` event in the same transaction. The ``*_in``
 helpers take an open connection so ``certs`` and ``feed`` can read users inside
@@ -105,6 +105,9 @@ class UserStore(StoreBase):
 
     async def set_user_enabled(self, name: str, enabled: bool) -> UserRecord:
         return await self._update_user(name, enabled=enabled)
+
+    async def set_user_email(self, name: str, email: str | None) -> UserRecord:
+        return await self._update_user(name, email=email)
 
     async def set_password_hash(self, name: str, password_hash: str) -> None:
         await self._update_user(name, password_hash=password_hash)

@@ -59,6 +59,13 @@ def test_password_is_stored_as_argon2id(cg: Certgate, tmp_path: Path) -> None:
     (["user", "show", "nobody"], 1, "certgate: no user named 'nobody'"),
     (["user", "disable", "nobody"], 1, "certgate: no user named 'nobody'"),
     (["user", "groups", "set", "nobody", "x"], 1, "certgate: no user named 'nobody'"),
+    (["user", "email", "nobody", "n@example.test"], 1, "certgate: no user named 'nobody'"),
+    (["user", "email", "alice", "not-an-email"], 1, "'not-an-email' is not an email address"),
+    (["user", "email", "alice", "a" * 60 + "@" + "b" * 200 + ".test"], 1,
+     "an email address has at most 254 characters"),
+    (["user", "email", "alice"], 2, "give either an ADDRESS or --clear"),
+    (["user", "email", "alice", "a@example.test", "--clear"], 2,
+     "give either an ADDRESS or --clear"),
     (["user", "frobnicate"], 2, "No such command 'frobnicate'"),
     (["user", "add"], 2, "Missing argument 'NAME'"),
 ])
@@ -136,3 +143,30 @@ def test_password_reset_prints_the_code_once_and_records_it(cg: Certgate,
     assert code not in json.dumps(rows) and again["code"] not in json.dumps(rows)
     failed = cg("user", "password-reset", "nobody")
     assert failed.code == 1 and "no user named 'nobody'" in failed.err
+
+
+def test_email_set_change_clear_and_recorded(cg: Certgate) -> None:
+    import getpass
+    import json
+
+    from tests.gateway.cli.test_admin_trail import cli_rows, set_node
+
+    set_node(cg, "gw1")
+    cg.ok("user", "add", "alice", "--email", "alice@example.test")
+    cg.ok("user", "add", "bob")
+    out = cg.ok("user", "email", "alice", "alice.smith@example.test").out
+    assert out.strip() == "e-mail of alice is alice.smith@example.test (was alice@example.test)"
+    assert cg.ok("user", "show", "alice", "--json").json()["email"] == "alice.smith@example.test"
+    assert cg.ok("user", "email", "bob", "bob@example.test").out.strip() == (
+        "e-mail of bob is bob@example.test")
+    out = cg.ok("user", "email", "alice", "--clear").out
+    assert out.strip() == "alice has no e-mail address now (was alice.smith@example.test)"
+    listed = {u["name"]: u["email"] for u in cg.ok("user", "list", "--json").json()}
+    assert listed == {"alice": None, "bob": "bob@example.test"}
+    rows = [r for r in cli_rows(cg) if r["type"] == "user.email"]
+    assert [(r["reason"], r["user"], r["actor"], json.loads(r["detail"])) for r in rows] == [
+        ("email set", "alice", getpass.getuser(),
+         {"before": "alice@example.test", "after": "alice.smith@example.test"}),
+        ("email set", "bob", getpass.getuser(), {"before": None, "after": "bob@example.test"}),
+        ("email cleared", "alice", getpass.getuser(),
+         {"before": "alice.smith@example.test", "after": None})]

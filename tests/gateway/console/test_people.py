@@ -4,6 +4,7 @@ CLI's use-cases, in force on the gateway, and recorded with the console user as 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -207,3 +208,38 @@ async def test_the_users_page_reads_in_a_fixed_number_of_queries(
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert few == many, statements
+async def test_change_and_remove_an_email_address(gateway: Gateway, admin: Admin) -> None:
+    status, body, _ = await console(gateway, "GET", "/users", cookie=admin.cookie)
+    assert b"/users/confirm?action=email&amp;user=bob" in body
+    body = await _post(gateway, admin, "/users/confirm?action=email&user=bob",
+                       "/users/email", user="bob", email="bob.new@example.test")
+    assert b"The e-mail address of bob is bob.new@example.test." in body
+
+    async def seen_by_gateway(wanted: str | None) -> bool:
+        status, data, _ = await gateway.request("GET", "/.certgate/whoami", user="bob")
+        return status == 200 and data["email"] == wanted
+
+    await gateway.wait_for(lambda: seen_by_gateway("bob.new@example.test"), timeout=1.0)
+    body = await _post(gateway, admin, "/users/confirm?action=email&user=bob",
+                       "/users/email", user="bob", email="")
+    assert b"bob has no e-mail address now." in body
+    await gateway.wait_for(lambda: seen_by_gateway(None), timeout=1.0)
+    # A bad address is refused, plainly, and changes nothing.
+    status, page, _ = await console(gateway, "GET", "/users/confirm?action=email&user=bob",
+                                    cookie=admin.cookie)
+    status, page, _ = await console(gateway, "POST", "/users/email", cookie=admin.cookie,
+                                    data={"csrf": csrf_of(page), "user": "bob",
+                                          "email": "<b>not an address"})
+    assert status == 400 and b"is not an email address" in page and b"<b>not" not in page
+    store = await gateway.store()
+    try:
+        assert (await store.get_user("bob")).email is None
+        rows = await store.search_audit(AuditQuery(type="user.email"))
+    finally:
+        await store.close()
+    changes = sorted((r["seq"], r["actor"], r["user"], r["reason"], json.loads(r["detail"]))
+                     for r in rows)
+    assert [change[1:] for change in changes] == [
+        ("console:alice", "bob", "email set", {"before": None, "after": "bob.new@example.test"}),
+        ("console:alice", "bob", "email cleared", {"before": "bob.new@example.test",
+                                                   "after": None})]

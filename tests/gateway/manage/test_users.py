@@ -70,3 +70,20 @@ async def test_changes_to_unknown_users_and_bad_values_are_refused(store: Store)
         await users.set_groups(store, "bob", ("Staff",))
     bob = await store.get_user("bob")
     assert (bob.groups, bob.password_hash) == (("staff",), None)
+
+
+async def test_set_change_and_remove_an_email(store: Store) -> None:
+    await users.add_user(store, "bob", email="bob@example.test")
+    last = max((e.id for e in await store.events_after(0)), default=0)
+    assert (await users.set_email(store, "bob", "robert@example.test")).email == (
+        "robert@example.test")
+    # Running gateways hear of it: a ``user`` event, as for any other change to a user.
+    assert [(e.kind, e.key) for e in await store.events_after(last)] == [("user", "bob")]
+    assert (await users.set_email(store, "bob", None)).email is None
+    with pytest.raises(NotFoundError, match="no user named 'nobody'"):
+        await users.set_email(store, "nobody", "n@example.test")
+    with pytest.raises(ManageError, match="'bob@' is not an email address"):
+        await users.set_email(store, "bob", "bob@")
+    with pytest.raises(ManageError, match="at most 254 characters"):  # the column's length
+        await users.set_email(store, "bob", "b" * 60 + "@" + "e" * 200 + ".test")
+    assert (await store.get_user("bob")).email is None
