@@ -159,12 +159,14 @@ class AuditWriter:
             linked.append(row)
         return linked
 
-    async def _link_queue(self) -> None:
-        """Chain everything queued (in a worker thread) and hand the new records to the
-        syslog forward, which copies them whatever happens to the writes. ``_link``
-        appends to ``_pending`` from its thread: nothing iterates ``_pending`` until
-        this returns (deque appends and pops are thread-safe, iteration is not)."""
-        records = [self._queue.popleft() for _ in range(len(self._queue))]
+    async def _link_queue(self, limit: int | None = None) -> None:
+        """Chain what is queued, at most ``limit`` records (in a worker thread), and
+        hand the new records to the syslog forward, which copies them whatever happens
+        to the writes. ``_link`` appends to ``_pending`` from its thread: nothing
+        iterates ``_pending`` until this returns (deque appends and pops are
+        thread-safe, iteration is not)."""
+        count = len(self._queue) if limit is None else min(limit, len(self._queue))
+        records = [self._queue.popleft() for _ in range(count)]
         linked = await asyncio.to_thread(self._link, records)
         if self.syslog is not None:
             self.syslog.offer(linked)
@@ -185,17 +187,23 @@ class AuditWriter:
     async def _flush(self) -> None:
         try:
             await self._start()
+            # A slice at a time, so that a backlog (a burst, a database back from an
+            # outage) is chained batch by batch beside the writes, not all before them.
+            # Everything queued when the flush starts is written by it; what is emitted
+            # meanwhile joins for at most PIPELINE_ROUNDS more slices.
+            slice_, backlog = self._batch_size * 4, len(self._queue)
             if self._queue:
-                await self._link_queue()
+                await self._link_queue(slice_)
             self.written += await self._drain_spool()
             rounds = 0
             while self._pending:
-                batch = list(islice(self._pending, self._batch_size * 4))
-                # Pipelined: what was emitted meanwhile is chained (worker thread) while
+                batch = list(islice(self._pending, slice_))
+                # Pipelined: the next slice of the queue is chained (worker thread) while
                 # this batch is written; it joins ``_pending`` behind the batch, in order.
                 rounds += 1
-                linking = asyncio.ensure_future(self._link_queue()) \
-                    if self._queue and rounds <= PIPELINE_ROUNDS else None
+                backlog -= slice_
+                linking = asyncio.ensure_future(self._link_queue(slice_)) \
+                    if self._queue and (backlog > 0 or rounds <= PIPELINE_ROUNDS) else None
                 try:
                     await self._write(batch)
                 finally:
@@ -207,6 +215,8 @@ class AuditWriter:
             await self._checkpoint(force=False)
         except OSError as exc:
             self._unwell(exc)
+            if self._queue:  # chained now, so that the overflow can go to the spool
+                await self._link_queue()
             await self._spill(len(self) - self._memory_limit)
             raise
         if self.failing:
@@ -299,6 +309,8 @@ class AuditWriter:
             self._wake.clear()
             try:
                 await self.flush()
+                if len(self._queue) >= self._batch_size:  # a backlog: go on at once
+                    self._wake.set()
             except OSError:
                 await asyncio.sleep(self._retry_interval)
             except Exception:

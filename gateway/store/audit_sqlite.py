@@ -6,8 +6,16 @@ cache started empty: every index page an insert touched was read back from the
 file with a syscall, and the begin, insert, commit and close were each a hop to
 aiosqlite's thread. ``SqliteAppender`` keeps one plain ``sqlite3`` connection open
 (same pragmas as the engine's, a larger page cache) and runs each whole batch —
-building the insert tuples, ``BEGIN IMMEDIATE``, one prepared ``executemany``,
-``COMMIT`` — as one call in its single worker thread: nothing of it on the loop.
+building the insert parameters, ``BEGIN IMMEDIATE``, the inserts, ``COMMIT`` — as
+one call in its single worker thread: nothing of it on the loop.
+
+Under load the inserts go ``ROWS_PER_STATEMENT`` (1024) rows to a statement, not
+one row at a time (``executemany``, kept for the rest of a batch): the ``sqlite3``
+module lets go of the GIL while SQLite works on a statement and must win it back
+after, and while the event loop or the chaining thread is busy that takes up to the
+interpreter's switch interval (5 ms). One row per statement left the inserts waiting
+until the rest of the process was idle; 1024 rows per statement let SQLite's own work
+(the larger part of an insert) run on the other core beside it.
 
 One transaction per batch, all rows or none, as before. Errors come out as the
 engine's would: a duplicate (node, seq) as SQLAlchemy's ``IntegrityError`` (a CLI
@@ -22,6 +30,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
@@ -32,11 +41,14 @@ from gateway.store.db import safe_url, sqlite_pragmas
 from gateway.store.errors import DatabaseUnavailableError
 
 assert FIELDS[:3] == ("node", "seq", "at"), "the insert tuples are built in FIELDS order"
-_REST = FIELDS[3:]
+_rest = itemgetter(*FIELDS[3:])
 # Built from the constant FIELDS only (no outside text): the values are bound parameters.
 INSERT = "INSERT INTO audit_records ({}) VALUES ({})".format(  # noqa: S608
     ", ".join(f'"{name}"' for name in FIELDS),  # "user" is a reserved word
     ", ".join("?" * len(FIELDS)))
+# Rows per multi-row statement: 1024 * 23 parameters, under SQLite's limit of 32,766
+# (an SQLite built with a lower limit gets fewer, see ``rows_per_statement``).
+ROWS_PER_STATEMENT = 1024
 # Pages kept in this connection's cache (negative: KiB): the index pages the next
 # batch's inserts land on stay in memory between batches.
 CACHE_KIB = 16_384
@@ -49,8 +61,33 @@ def sqlite_at(text: str) -> str:
 
 def insert_values(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """The positional parameters of ``INSERT`` for chained rows."""
-    return [(row["node"], row["seq"], sqlite_at(row["at"]), *[row[n] for n in _REST])
-            for row in rows]
+    return [(row["node"], row["seq"], sqlite_at(row["at"]), *_rest(row)) for row in rows]
+
+
+def rows_per_statement(conn: sqlite3.Connection) -> int:
+    """``ROWS_PER_STATEMENT``, or fewer when this SQLite allows fewer parameters."""
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return max(1, min(ROWS_PER_STATEMENT, limit // len(FIELDS)))
+
+
+def insert_statement(rows: int) -> str:
+    """``INSERT`` with ``rows`` rows of parameters."""
+    return INSERT + f", ({', '.join('?' * len(FIELDS))})" * (rows - 1)
+
+
+def insert_many(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]], per: int,
+                statement: str) -> None:
+    """Insert ``rows`` in order: ``statement`` (``insert_statement(per)``) for each
+    whole group of ``per`` rows, then ``INSERT`` row by row for the rest."""
+    whole = len(rows) - len(rows) % per
+    for start in range(0, whole, per):
+        params: list[Any] = []
+        for row in rows[start:start + per]:
+            params += (row["node"], row["seq"], sqlite_at(row["at"]))
+            params += _rest(row)
+        conn.execute(statement, params)
+    if whole < len(rows):
+        conn.executemany(INSERT, insert_values(rows[whole:]))
 
 
 class SqliteAppender:
@@ -60,6 +97,8 @@ class SqliteAppender:
         self._args, self._kwargs = engine.dialect.create_connect_args(engine.url)
         self._where = safe_url(str(engine.url))
         self._conn: sqlite3.Connection | None = None
+        self._per = 1
+        self._statement = INSERT
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="certgate-audit-db")
 
     async def append(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -78,18 +117,19 @@ class SqliteAppender:
         try:
             sqlite_pragmas(conn, None)
             conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            self._per = rows_per_statement(conn)
+            self._statement = insert_statement(self._per)
         except BaseException:
             conn.close()
             raise
         return conn
 
     def _append(self, rows: Sequence[dict[str, Any]]) -> None:
-        values = insert_values(rows)
         try:
             conn = self._conn = self._conn or self._open()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(INSERT, values)
+                insert_many(conn, rows, self._per, self._statement)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

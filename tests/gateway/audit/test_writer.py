@@ -106,6 +106,41 @@ async def test_overflow_goes_to_the_spool_and_lands_in_order_when_the_log_recove
     assert not writer.failing and writer.last_error is None and writer.spooled == 0
 
 
+async def test_a_backlog_of_many_slices_is_written_by_one_flush_in_order(
+        tmp_path: Path) -> None:
+    # batch_size 2: slices of 8 records, so 300 records are 38 slices, more than a
+    # flush chains beside its writes for what is emitted meanwhile (PIPELINE_ROUNDS).
+    path = tmp_path / "audit.jsonl"
+    writer = AuditWriter(path, batch_size=2)
+    for n in range(300):
+        writer.emit(record(n))
+    await writer.flush()
+    assert len(writer) == 0 and writer.written == 300
+    got = lines(path)
+    assert [g["reference"] for g in got] == expected(range(300))
+    assert [g["seq"] for g in got] == list(range(1, 301))
+    await writer.close()
+
+
+async def test_a_backlog_that_fails_is_chained_whole_and_its_overflow_spooled(
+        tmp_path: Path) -> None:
+    # Only one slice (8) is chained before the write fails; the rest of the queue is
+    # chained then, so that everything beyond memory_limit can go to the spool.
+    path, spool = tmp_path / "audit.jsonl", tmp_path / "audit-spool.jsonl"
+    path.mkdir()
+    writer = AuditWriter(path, spool_path=spool, memory_limit=5, batch_size=2)
+    for n in range(100):
+        writer.emit(record(n))
+    with pytest.raises(OSError):
+        await writer.flush()
+    assert len(writer) == 5 and refs(spool) == expected(range(95)) and writer.spooled == 100
+    path.rmdir()
+    await writer.flush()
+    assert refs(path) == expected(range(100)) and not spool.exists()
+    assert [g["seq"] for g in lines(path)] == list(range(1, 101))
+    await writer.close()
+
+
 async def test_with_the_spool_unwritable_too_memory_keeps_everything(tmp_path: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the directories should be")

@@ -5,12 +5,19 @@ batch opens the connection again."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from gateway.audit.query import AuditQuery
+from gateway.store.audit_sqlite import (
+    ROWS_PER_STATEMENT,
+    insert_many,
+    insert_statement,
+    rows_per_statement,
+)
 from gateway.store.db import sqlite_url
 from gateway.store.errors import DatabaseUnavailableError
 from gateway.store.store import Store
@@ -70,3 +77,39 @@ async def test_a_database_that_refuses_writes_is_unavailable_until_it_takes_them
         assert await seqs(store, "gw1") == [1]
     finally:
         await store.close()
+
+
+async def test_a_batch_of_whole_statements_and_a_rest_is_stored_in_order(
+        tmp_path: Path) -> None:
+    # 2 * ROWS_PER_STATEMENT rows by multi-row statements, then 37 one by one.
+    count = 2 * ROWS_PER_STATEMENT + 37
+    store = await Store.open(sqlite_url(tmp_path / "a.db"))
+    try:
+        await store.append_audit([row("gw1", n, n, user=f"u{n}") for n in range(1, count + 1)])
+        assert await seqs(store, "gw1") == list(range(1, count + 1))
+        [found] = await store.search_audit(AuditQuery(user=f"u{ROWS_PER_STATEMENT + 1}"))
+        assert found == row("gw1", ROWS_PER_STATEMENT + 1, ROWS_PER_STATEMENT + 1,
+                            user=f"u{ROWS_PER_STATEMENT + 1}")
+        with pytest.raises(IntegrityError):  # a duplicate in a whole statement: none kept
+            await store.append_audit([row("gw1", n, n) for n in range(count + 1, count + 300)]
+                                     + [row("gw1", 5, 5)])
+        assert await seqs(store, "gw1") == list(range(1, count + 1))
+    finally:
+        await store.close()
+
+
+async def test_an_sqlite_allowing_fewer_parameters_gets_fewer_rows_per_statement(
+        tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path / "a.db"))
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+    try:
+        assert rows_per_statement(conn) == ROWS_PER_STATEMENT
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # 4 rows of 23
+        per = rows_per_statement(conn)
+        assert per == 4
+        insert_many(conn, [row("gw1", n, n) for n in range(1, 11)], per, insert_statement(per))
+        assert [r[0] for r in conn.execute("SELECT seq FROM audit_records ORDER BY seq")] \
+            == list(range(1, 11))
+    finally:
+        conn.close()
