@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import json.encoder
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,9 +44,24 @@ CANONICAL_ORDER = tuple(sorted(HASHED))
 ChainRow = dict[str, Any]
 
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
-# The same bytes for a dict whose keys are already in canonical order, without sorting
-# its items on every record (a third of the encoding's time).
-_ENCODE_IN_ORDER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _encoder_in_order() -> Callable[[ChainRow], str]:
+    """The same text as ``_ENCODE`` for a flat dict whose keys are already in canonical
+    order: the json module's own C encoder, made once (``JSONEncoder.encode`` makes it
+    again for every call, half the cost of encoding a record), not sorting the keys,
+    not checking for cycles (a record's values are never containers). The plain
+    encoder where the C accelerator is missing."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    if make is None:
+        return plain.encode
+    chunks = make(None, plain.default, json.encoder.encode_basestring, None, ":", ",",
+                  False, False, True)
+    return lambda row: "".join(chunks(row, 0))
+
+
+_ENCODE_IN_ORDER = _encoder_in_order()
 _sha256 = hashlib.sha256
 
 
@@ -61,7 +78,8 @@ def format_at(at: datetime) -> str:
 
 def parse_at(text: str) -> datetime:
     """The datetime of a ``format_at`` string (aware UTC)."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    at = datetime.fromisoformat(text)  # takes the ``Z`` since Python 3.11
+    return at if at.tzinfo is UTC else at.astimezone(UTC)
 
 
 def canonical(row: ChainRow) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, select
@@ -30,7 +31,7 @@ from gateway.store.base import StoreBase
 PAGE = 10_000
 _UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a duplicate key
 assert FIELDS[:3] == ("node", "seq", "at"), "append_audit builds rows in FIELDS order"
-_REST = FIELDS[3:]
+_rest = itemgetter(*FIELDS[3:])
 _CHECKPOINT_FIELDS = ("node", "seq", "hash", "at", "signature")
 
 
@@ -80,7 +81,7 @@ class AuditStore(StoreBase):
         """Insert chained records in one transaction (all or none).
 
         SQLite: through ``SqliteAppender`` (one long-lived connection in its own thread,
-        one prepared ``executemany`` per batch); PostgreSQL: asyncpg's binary ``COPY``
+        multi-row ``INSERT`` statements); PostgreSQL: asyncpg's binary ``COPY``
         with ``at`` bound as an aware datetime for ``timestamptz``."""
         if not rows:
             return
@@ -89,8 +90,7 @@ class AuditStore(StoreBase):
                 self._sqlite_appender = SqliteAppender(self._engine)
             await self._sqlite_appender.append(rows)
             return
-        values = [(row["node"], row["seq"], parse_at(row["at"]), *[row[n] for n in _REST])
-                  for row in rows]
+        values = [(row["node"], row["seq"], parse_at(row["at"]), *_rest(row)) for row in rows]
         async with self._tx() as conn:
             # PostgreSQL: binary COPY, several times cheaper per row than a prepared
             # INSERT. Straight on the asyncpg connection, it runs before SQLAlchemy has

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import json.encoder
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from gateway.audit import chain as chain_module
 from gateway.audit.chain import (
     CANONICAL_ORDER,
     GENESIS,
@@ -92,3 +95,20 @@ def test_format_at_is_the_millisecond_isoformat(micro: int) -> None:
     assert format_at(at) == expected
     other_zone = at.astimezone(timezone(timedelta(hours=2)))
     assert format_at(other_zone) == expected
+
+
+def test_a_value_json_cannot_take_is_refused_and_leaves_no_gap() -> None:
+    chain = Chain("gw1")
+    fields = record(1).fields()
+    fields["app"] = object()
+    with pytest.raises(TypeError):
+        chain.link(fields)
+    assert (chain.seq, chain.head) == (0, GENESIS)
+
+
+def test_without_the_c_accelerator_the_in_order_text_is_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fields = {**record(2, path="/é\n").fields(), "node": "gw1", "seq": 2}
+    fast = chain_module._encoder_in_order()(fields)
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    assert chain_module._encoder_in_order()(fields) == fast == chain_module._ENCODE(fields)
