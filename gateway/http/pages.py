@@ -79,8 +79,8 @@ def new_reference() -> str:
     The first 3 digits follow the clock (16-second steps, wrapping every 18 hours),
     the other 9 are random: the references of one moment sort together, so the
     audit table's index on them takes new entries in one place. Fully random ones
-    land all over that index, and every batch of records rewrote a page of it per
-    record (the largest single cost of an audit insert on SQLite).
+    put every new entry on a random page of that index (an eighth of an audit
+    insert's CPU on SQLite at 600,000 records, docs/performance.md).
     """
     return "%012x" % ((int(_clock()) >> 4 & 0xFFF) << 36 | _random_bits(36))
 
