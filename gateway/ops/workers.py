@@ -60,7 +60,8 @@ def die_with_parent(signum: int = signal.SIGTERM) -> bool:
 
     Linux only (``prctl(PR_SET_PDEATHSIG)`` through libc; no stdlib call): False,
     with a debug log, where it is unavailable. The request is not inherited by this
-    process's own children."""
+    process's own children. Strictly the kernel watches the parent THREAD that forked:
+    ``supervise`` forks from the thread that then waits for the workers."""
     if not sys.platform.startswith("linux"):
         log.debug("no parent-death signal on %s: a worker may outlive its parent",
                   sys.platform)
