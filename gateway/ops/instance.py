@@ -4,8 +4,8 @@ Two gateways on one data dir would empty each other's ``metrics.d`` and write th
 same node's audit chain (a sequence clash). ``hold_data_dir`` takes an exclusive,
 non-blocking lock for as long as ``serve`` runs and writes its pid into the file, so
 a second start is refused naming the first. The kernel drops the lock when the
-last process holding it ends (forked workers share it), so a crash leaves no
-stale lock to clean up.
+last process holding it ends (forked workers share it, and end when the parent
+dies: ``gateway.ops.workers``), so a crash leaves no stale lock to clean up.
 
 Only ``serve`` takes the lock; the CLI commands run beside a gateway and must not.
 """

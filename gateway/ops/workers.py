@@ -8,6 +8,13 @@ stops the whole gateway: the others get SIGTERM (they drain), then SIGKILL after
 how it ended. Half a gateway never keeps running silently; restarting is the
 service manager's job (the systemd unit's ``Restart=on-failure``).
 
+The other way round, a worker never outlives the parent: on Linux each asks the
+kernel for SIGTERM when the parent dies (``prctl(PR_SET_PDEATHSIG)``, even a
+SIGKILLed parent), and drains and stops as on a normal stop; a worker whose parent
+died before it asked exits at once. Otherwise orphans would keep serving with
+nobody supervising them and keep ``serve.lock`` (inherited), so the service
+manager's restart would be refused until someone killed them by hand.
+
 Owns the fork, the forwarding and the reaping. Must not know what a worker runs
 (``work`` is given) nor print: it logs, and the caller reports ``WorkerFailed``.
 """
@@ -15,6 +22,7 @@ Owns the fork, the forwarding and the reaping. Must not know what a worker runs
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -27,6 +35,8 @@ from gateway.ops import multiproc
 log = logging.getLogger("certgate")
 GRACE_SECONDS = 40.0  # the drain takes up to 30 s; systemd's TimeoutStopSec is 45
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+ORPHANED_EXIT = 1  # a worker whose parent died before it could ask to follow it
 
 
 class WorkerFailed(Exception):
@@ -45,7 +55,46 @@ def ending(status: int) -> str:
     return f"exited with code {os.waitstatus_to_exitcode(status)}"
 
 
+def die_with_parent(signum: int = signal.SIGTERM) -> bool:
+    """Ask the kernel to send this process ``signum`` when its parent dies.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)`` through libc; no stdlib call): False,
+    with a debug log, where it is unavailable. The request is not inherited by this
+    process's own children. Strictly the kernel watches the parent THREAD that forked:
+    ``supervise`` forks from the thread that then waits for the workers."""
+    if not sys.platform.startswith("linux"):
+        log.debug("no parent-death signal on %s: a worker may outlive its parent",
+                  sys.platform)
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError) as exc:
+        reason = f"no prctl in libc: {exc}"
+    else:
+        if prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0:
+            return True
+        reason = os.strerror(ctypes.get_errno())
+    log.debug("prctl(PR_SET_PDEATHSIG) unavailable (%s): a worker may outlive its "
+              "parent", reason)
+    return False
+
+
+def follow_parent(parent: int, index: int) -> None:
+    """In a new worker: SIGTERM when ``parent`` dies; exit at once if it already has.
+
+    ``parent`` is the pid recorded before the fork: if it died between the fork and
+    the ``prctl``, the kernel will never send the signal, and ``getppid`` already
+    names another process (init or a subreaper)."""
+    die_with_parent(signal.SIGTERM)
+    if os.getppid() != parent:
+        with contextlib.suppress(OSError):  # nobody may be reading stderr any more
+            os.write(2, f"certgate worker {index}: the serve process (pid {parent}) "
+                        "ended before this worker started; exiting\n".encode())
+        os._exit(ORPHANED_EXIT)
+
+
 def _fork(index: int, work: Callable[[int], None]) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
@@ -53,6 +102,7 @@ def _fork(index: int, work: Callable[[int], None]) -> int:
     try:
         for sig in (*_FORWARDED, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)  # the worker's loop installs its own
+        follow_parent(parent, index)  # after SIG_DFL: an early SIGTERM just ends it
         work(index)
     except BaseException as exc:  # reported, then the process ends
         print(f"certgate worker {index}: {exc}", file=sys.stderr, flush=True)

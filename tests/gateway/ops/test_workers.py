@@ -1,5 +1,6 @@
 """``certgate serve --workers 2`` as real processes: a worker that dies stops the
-whole gateway loudly, and a second ``serve`` on the same data dir is refused."""
+whole gateway loudly, workers never outlive a killed parent, and a second ``serve``
+on the same data dir is refused."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.ops.workers import WorkerFailed, supervise
+from gateway.ops.workers import ORPHANED_EXIT, WorkerFailed, follow_parent, supervise
 from tests.gateway.conftest import Template
 from tests.gateway.ops.test_multiproc import REPO, fixed_ports, serving
 
@@ -42,6 +43,22 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+async def ended(pid: int) -> None:
+    """Until ``pid`` (not necessarily our child) has ended: its pidfd turns readable."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, done.set_result, None)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
 async def test_a_worker_killed_stops_the_other_and_the_parent_exits_loudly(
         tmp_path: Path, gateway_template: Template) -> None:
     config_path, _ = await fixed_ports(tmp_path, gateway_template)
@@ -56,6 +73,54 @@ async def test_a_worker_killed_stops_the_other_and_the_parent_exits_loudly(
         assert f"worker 1 (pid {workers[1]}) was killed by SIGKILL" in text, text[-2000:]
         assert "the other workers were stopped" in text
         assert not alive(workers[0])
+
+
+async def test_workers_end_when_the_parent_is_killed_and_the_data_dir_is_free_again(
+        tmp_path: Path, gateway_template: Template) -> None:
+    config_path, _ = await fixed_ports(tmp_path, gateway_template)
+    async with serving(config_path, 2) as proc:
+        workers = children_of(proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(proc.pid, signal.SIGKILL)  # no forwarding, no reaping: the kernel's signal
+        async with asyncio.timeout(30):  # nothing in flight: the drains are quick
+            for pid in workers:
+                await ended(pid)
+            _, err = await proc.communicate()  # the workers closed the inherited pipes
+        assert proc.returncode == -signal.SIGKILL
+        assert not any(alive(pid) for pid in workers)
+        # Each drained as on a normal stop (SIGTERM), not killed outright.
+        assert err.decode().count("stopping: draining requests in flight") == 2, \
+            err.decode()[-2000:]
+    # No orphan holds serve.lock: the service manager's restart is not refused.
+    async with serving(config_path, 2) as again:
+        assert again.returncode is None
+
+
+def forked_follow(parent: int) -> tuple[int, str]:
+    """A forked process runs ``follow_parent(parent, 3)`` then exits 0: its exit code
+    and what it wrote on stderr."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(read)
+        os.dup2(write, 2)
+        follow_parent(parent, 3)
+        os._exit(0)  # followed a live parent: the worker would run
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        said = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), said
+
+
+def test_a_worker_whose_parent_died_before_it_followed_exits_at_once() -> None:
+    assert forked_follow(os.getpid()) == (0, "")
+    # The recorded parent is no longer the child's parent: it died before the prctl.
+    gone = os.getpid() + 1_000_000
+    code, said = forked_follow(gone)
+    assert code == ORPHANED_EXIT
+    assert said == (f"certgate worker 3: the serve process (pid {gone}) ended before "
+                    "this worker started; exiting\n")
 
 
 async def test_a_second_serve_on_the_same_data_dir_is_refused(
