@@ -26,6 +26,8 @@ from sqlalchemy.pool import NullPool
 from gateway.store.errors import DatabaseUnavailableError, StoreError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# How long a SQLite writer waits for another's lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 10000
 
 
 def sqlite_url(path: Path) -> str:
@@ -58,7 +60,7 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # wait for each other instead of failing at once.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
