@@ -30,6 +30,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from operator import itemgetter
 from typing import Any, cast
 
@@ -79,15 +80,12 @@ def insert_many(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]], per: i
                 statement: str) -> None:
     """Insert ``rows`` in order: ``statement`` (``insert_statement(per)``) for each
     whole group of ``per`` rows, then ``INSERT`` row by row for the rest."""
-    whole = len(rows) - len(rows) % per
+    values = insert_values(rows)
+    whole = len(values) - len(values) % per
     for start in range(0, whole, per):
-        params: list[Any] = []
-        for row in rows[start:start + per]:
-            params += (row["node"], row["seq"], sqlite_at(row["at"]))
-            params += _rest(row)
-        conn.execute(statement, params)
-    if whole < len(rows):
-        conn.executemany(INSERT, insert_values(rows[whole:]))
+        conn.execute(statement, list(chain.from_iterable(values[start:start + per])))
+    if whole < len(values):
+        conn.executemany(INSERT, values[whole:])
 
 
 class SqliteAppender:
